@@ -1,0 +1,55 @@
+//! The command line: `switchboard <command>`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Switchboard: an omnichannel contact router.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What to do.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load and validate a configuration file (with SWITCHBOARD__… overrides) and exit:
+    /// 0 if it is good, 2 with the file, key and reason if not.
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(loaded) => {
+                println!(
+                    "{}: ok ({} queues: {})",
+                    file.display(),
+                    loaded.policy.queues.len(),
+                    loaded
+                        .policy
+                        .queues
+                        .iter()
+                        .map(|q| q.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("switchboard: invalid configuration: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}

@@ -1,0 +1,88 @@
+//! The `switchboard` binary as a user runs it.
+
+use std::path::Path;
+use std::process::Command;
+
+fn switchboard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+}
+
+fn example() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/switchboard.toml")
+}
+
+#[test]
+fn help_lists_the_commands() {
+    let out = switchboard().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("check-config"), "{text}");
+}
+
+#[test]
+fn check_config_accepts_the_example() {
+    let out = switchboard()
+        .arg("check-config")
+        .arg(example())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("support, billing, vip"), "{text}");
+}
+
+#[test]
+fn check_config_names_file_key_and_reason() {
+    let dir = std::env::temp_dir().join(format!("switchboard-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[[queues]]\nname = \"a\"\noverflow_teams = [\"x\"]\n").unwrap();
+    let out = switchboard()
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.toml"), "{err}");
+    assert!(err.contains("queues[0].overflow_teams"), "{err}");
+    assert!(err.contains("needs `teams`"), "{err}");
+}
+
+#[test]
+fn environment_overrides_apply_and_are_checked() {
+    let out = switchboard()
+        .arg("check-config")
+        .arg(example())
+        .env("SWITCHBOARD__ROUTING__ON_OFFLINE", "vanish")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("vanish"), "{err}");
+    let out = switchboard()
+        .arg("check-config")
+        .arg(example())
+        .env("SWITCHBOARD__ROUTING__ON_OFFLINE", "requeue")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_missing_file_is_an_error() {
+    let out = switchboard()
+        .args(["check-config", "/nonexistent/switchboard.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/switchboard.toml"));
+}
