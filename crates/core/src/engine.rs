@@ -316,6 +316,9 @@ pub fn has_free_slot(
 
 type ClassId = u32;
 
+/// What decides class membership: (skills, teams, bitmask of channels served).
+type GroupKey = (SkillSet, TeamSet, u8);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct ClassKey {
     channel: Channel,
@@ -377,7 +380,10 @@ pub struct Engine {
     classes: Vec<Class>,
     class_ids: FxHashMap<ClassKey, ClassId>,
     /// Agents grouped by what decides class membership: (skills, teams, channels served).
-    groups: FxHashMap<(SkillSet, TeamSet, u8), Vec<AgentId>>,
+    groups: FxHashMap<GroupKey, Vec<AgentId>>,
+    /// Per skill, the groups holding it, so creating a class visits only groups that can
+    /// match it.
+    skill_groups: Vec<Vec<GroupKey>>,
     /// Per skill: agents holding it, and available agents holding it.
     skill_counts: Box<[[u32; 2]; SkillId::LIMIT]>,
     last_owner: FxHashMap<Arc<str>, (AgentId, Time)>,
@@ -403,6 +409,7 @@ impl Engine {
             classes: Vec::new(),
             class_ids: FxHashMap::default(),
             groups: FxHashMap::default(),
+            skill_groups: vec![Vec::new(); SkillId::LIMIT],
             skill_counts: Box::new([[0; 2]; SkillId::LIMIT]),
             last_owner: FxHashMap::default(),
             forget: VecDeque::new(),
@@ -1270,11 +1277,21 @@ impl Engine {
             members: 0,
             available: 0,
         };
-        for (&(skills, teams, channels), members) in &self.groups {
+        // Only groups holding the class's rarest skill can match.
+        let rarest = key
+            .skills
+            .iter()
+            .min_by_key(|s| self.skill_groups[s.0 as usize].len());
+        let candidates: Box<dyn Iterator<Item = &GroupKey>> = match rarest {
+            Some(s) => Box::new(self.skill_groups[s.0 as usize].iter()),
+            None => Box::new(self.groups.keys()),
+        };
+        for group in candidates {
+            let (skills, teams, channels) = *group;
             if !class_admits(&key, skills, teams, channels) {
                 continue;
             }
-            for m in members {
+            for m in &self.groups[group] {
                 let agent = self.agents.get_mut(m).expect("grouped agent");
                 let score = agent.score(key.skills);
                 agent.classes.push((id, score));
@@ -1297,10 +1314,14 @@ impl Engine {
         let agent = self.agents.get_mut(&id).expect("agent exists");
         let channels = served(&agent.caps);
         let available = agent.presence == Presence::Available;
-        self.groups
-            .entry((agent.skills, agent.teams, channels))
-            .or_default()
-            .push(id);
+        let group = (agent.skills, agent.teams, channels);
+        let members = self.groups.entry(group).or_default();
+        if members.is_empty() {
+            for s in agent.skills.iter() {
+                self.skill_groups[s.0 as usize].push(group);
+            }
+        }
+        members.push(id);
         for s in agent.skills.iter() {
             self.skill_counts[s.0 as usize][0] += 1;
             self.skill_counts[s.0 as usize][1] += u32::from(available);
@@ -1341,6 +1362,9 @@ impl Engine {
             members.retain(|m| *m != id);
             if members.is_empty() {
                 self.groups.remove(&group);
+                for s in group.0.iter() {
+                    self.skill_groups[s.0 as usize].retain(|g| *g != group);
+                }
             }
         }
     }
