@@ -34,6 +34,9 @@ use crate::model::{
 };
 use crate::policy::{OfflineBehaviour, Policy, PolicyError};
 
+mod snapshot;
+pub use snapshot::{AgentSnapshot, ContactSnapshot, RestoreError, Snapshot};
+
 /// A command the engine refused; nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
@@ -79,7 +82,8 @@ pub enum EngineError {
 }
 
 /// Where a contact is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum ContactState {
     Waiting,
     Offered { offer: OfferId, agent: AgentId },
@@ -1516,16 +1520,12 @@ impl Engine {
         let c = self.contacts.get_mut(&id).expect("contact exists");
         c.state = ContactState::Offered { offer, agent };
         c.announce = false;
-        let channel = c.channel;
-        let expires_at = now + self.policy.channel(channel).offer_timeout;
-        let exclusive = self.policy.channel(channel).exclusive;
-        let a = self.agents.get_mut(&agent).expect("agent exists");
-        a.load[channel.index()] += 1;
-        a.total_load += 1;
-        a.exclusive_load += u16::from(exclusive);
-        a.idle_since = now;
-        a.held.push(id);
-        self.refresh(agent);
+        let expires_at = now + self.policy.channel(c.channel).offer_timeout;
+        self.agents
+            .get_mut(&agent)
+            .expect("agent exists")
+            .idle_since = now;
+        self.take_slot(agent, id);
         self.offers.insert(
             offer,
             PendingOffer {
@@ -1571,6 +1571,18 @@ impl Engine {
         if requeue {
             self.enter_waiting(id);
         }
+    }
+
+    /// Gives `contact` a slot of `agent`.
+    fn take_slot(&mut self, agent: AgentId, contact: ContactId) {
+        let channel = self.contacts[&contact].channel;
+        let exclusive = self.policy.channel(channel).exclusive;
+        let a = self.agents.get_mut(&agent).expect("agent exists");
+        a.load[channel.index()] += 1;
+        a.total_load += 1;
+        a.exclusive_load += u16::from(exclusive);
+        a.held.push(contact);
+        self.refresh(agent);
     }
 
     /// Frees the slot `contact` held with `agent`.

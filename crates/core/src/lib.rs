@@ -69,7 +69,10 @@ pub mod model;
 pub mod oracle;
 pub mod policy;
 
-pub use engine::{Agent, Contact, ContactState, Engine, EngineError};
+pub use engine::{
+    Agent, AgentSnapshot, Contact, ContactSnapshot, ContactState, Engine, EngineError,
+    RestoreError, Snapshot,
+};
 pub use event::{
     AgentProfile, AssignExplanation, Candidate, Caps, CloseReason, Criterion, Decision, Event,
     NewContact, OfferOutcome, PresenceReason, RequeueReason, Route, TransferTarget, WaitKind,

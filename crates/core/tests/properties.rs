@@ -314,6 +314,64 @@ impl Run {
 }
 
 fn run(knobs: &Knobs, agents: &[AgentProfile], ops: &[Op]) -> Result<Trace, TestCaseError> {
+    let mut r = start(knobs, agents)?;
+    for op in ops {
+        r.step(op)?;
+    }
+    Ok(Trace { decisions: r.log })
+}
+
+/// Runs `ops[..split]`, restores a second engine from the first one's snapshot, runs the
+/// rest on both, and checks they decide the same and end in the same state.
+fn run_restored(
+    knobs: &Knobs,
+    agents: &[AgentProfile],
+    ops: &[Op],
+    split: usize,
+) -> Result<(), TestCaseError> {
+    let mut a = start(knobs, agents)?;
+    let split = split.min(ops.len());
+    for op in &ops[..split] {
+        a.step(op)?;
+    }
+    let snapshot = a.engine.snapshot();
+    let restored = Engine::restore(policy(knobs), snapshot.clone())
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    prop_assert_eq!(&restored.snapshot(), &snapshot, "restore changed the state");
+    let mut b = Run {
+        engine: restored,
+        now: a.now,
+        log: Vec::new(),
+        next_id: a.next_id,
+        // Accounting restarts from the contacts open at the split.
+        arrived: snapshot.contacts.len(),
+        allowance: a.allowance.clone(),
+    };
+    b.dispatch_and_check()?;
+    prop_assert!(
+        b.log.is_empty(),
+        "a restored engine decided something: {:?}",
+        b.log
+    );
+    a.log.clear();
+    let ended = |r: &Run| {
+        r.log
+            .iter()
+            .filter(|d| matches!(d, Decision::Closed { .. } | Decision::Abandoned { .. }))
+            .count()
+    };
+    a.arrived = a.engine.open_len();
+    for op in &ops[split..] {
+        a.step(op)?;
+        b.step(op)?;
+    }
+    prop_assert_eq!(&a.log, &b.log, "the restored engine decided differently");
+    prop_assert_eq!(ended(&a), ended(&b));
+    prop_assert_eq!(a.engine.snapshot(), b.engine.snapshot());
+    Ok(())
+}
+
+fn start(knobs: &Knobs, agents: &[AgentProfile]) -> Result<Run, TestCaseError> {
     let mut r = Run {
         engine: Engine::new(policy(knobs)).expect("valid policy"),
         now: Time::from_millis(1_000_000),
@@ -346,10 +404,7 @@ fn run(knobs: &Knobs, agents: &[AgentProfile], ops: &[Op]) -> Result<Trace, Test
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         r.dispatch_and_check()?;
     }
-    for op in ops {
-        r.step(op)?;
-    }
-    Ok(Trace { decisions: r.log })
+    Ok(r)
 }
 
 fn knobs() -> impl Strategy<Value = Knobs> {
@@ -379,5 +434,15 @@ proptest! {
         let first = run(&knobs, &agents, &ops)?;
         let again = run(&knobs, &agents, &ops)?;
         prop_assert_eq!(first, again, "replaying the same events gave other decisions");
+    }
+
+    #[test]
+    fn a_restored_engine_carries_on_exactly_as_the_original(
+        knobs in knobs(),
+        agents in prop::collection::vec(profile(), 1..6),
+        ops in prop::collection::vec(op(), 1..150),
+        split in 0usize..150,
+    ) {
+        run_restored(&knobs, &agents, &ops, split)?;
     }
 }
