@@ -1,0 +1,77 @@
+//! Switchboard's persistence, behind one trait ([`Store`]) with two implementations:
+//! SQLite in a data directory (the embedded default, WAL mode) and PostgreSQL. The store
+//! decides nothing: the router hands it a [`Batch`] of rows to write in one transaction,
+//! and reads back what it needs to resume ([`State`]) and to answer the API.
+//!
+//! Modules:
+//! - [`records`]: the rows that go in and come out;
+//! - `sql`: the two implementations, generated from one body so the SQL is written once.
+//!
+//! Schema migrations live in `migrations/sqlite` and `migrations/postgres` and run on open.
+
+pub mod records;
+mod sql;
+
+pub use records::{
+    AgentRow, AuditRow, Batch, ContactRecord, ContactRow, Counts, MessageRow, NameRow, OwnerRow,
+    State,
+};
+pub use sql::{PgStore, SqliteStore};
+
+/// A storage failure: which operation, on which store, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: open {url}: {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("store: migrate {url}: {source}")]
+    Migrate {
+        url: String,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("store: {operation}: {source}")]
+    Query {
+        operation: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// Persistence for the router. Every method is safe to call concurrently.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Everything needed to restore the router: names, agents, open contacts, the
+    /// sticky-routing memory and counters.
+    async fn load(&self) -> Result<State, StoreError>;
+
+    /// Which of these message ids were already processed (for deduplication).
+    async fn seen(&self, ids: &[String]) -> Result<Vec<String>, StoreError>;
+
+    /// Writes a batch in one transaction: all of it or nothing.
+    async fn commit(&self, batch: &Batch) -> Result<(), StoreError>;
+
+    /// A contact by public id, open or ended.
+    async fn contact(&self, id: &str) -> Result<Option<ContactRecord>, StoreError>;
+
+    /// The contact a message created or joined, by message id.
+    async fn contact_of_message(&self, message: &str) -> Result<Option<String>, StoreError>;
+
+    /// A contact's audit trail, oldest first.
+    async fn audit(&self, contact_seq: i64) -> Result<Vec<AuditRow>, StoreError>;
+
+    /// The whole audit log from `after` (exclusive), oldest first, at most `limit` rows.
+    async fn audit_since(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError>;
+
+    /// Counters for reconciliation: contacts by state, messages by outcome.
+    async fn counts(&self) -> Result<Counts, StoreError>;
+
+    /// Whether the store answers now (for `/readyz`).
+    async fn health(&self) -> Result<(), StoreError>;
+
+    /// Closes the connection pool.
+    async fn close(&self);
+}

@@ -1,0 +1,499 @@
+//! The SQLite and PostgreSQL stores. Both speak the same SQL (`$n` placeholders, which
+//! SQLite also accepts, and `ON CONFLICT` upserts), so one body, expanded per backend by
+//! `sql_store!`, serves both.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::records::{AuditRow, Batch, ContactRow, Counts, NameRow, OwnerRow, State};
+use crate::{AgentRow, Store, StoreError};
+
+/// The embedded default: one SQLite file in WAL mode.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+/// The production store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+fn query_err(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { operation, source }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path` and migrates it.
+    pub async fn open(path: &std::path::Path) -> Result<SqliteStore, StoreError> {
+        let url = path.display().to_string();
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // WAL with NORMAL survives a process crash (kill -9); a power cut may lose the
+            // last transactions, which FULL would keep at a cost per commit.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: url.clone(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { url, source })?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+impl PgStore {
+    /// Connects to `url`, using `schema` (created if missing) when given, and migrates it.
+    pub async fn connect(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
+        let open = |source| StoreError::Open {
+            url: redact(url),
+            source,
+        };
+        let mut options = PgConnectOptions::from_str(url).map_err(open)?;
+        if let Some(schema) = schema {
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await
+                .map_err(open)?;
+            // The schema name comes from the operator's config, quoted as an identifier.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{}\"",
+                schema.replace('"', "")
+            )))
+            .execute(&admin)
+            .await
+            .map_err(open)?;
+            admin.close().await;
+            options = options.options([("search_path", schema)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(open)?;
+        sqlx::migrate!("./migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                url: redact(url),
+                source,
+            })?;
+        Ok(PgStore { pool })
+    }
+}
+
+/// A connection URL without its password, for messages and logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &url[..scheme + 3], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The contacts table's columns, as a literal so queries stay `&'static str`.
+macro_rules! contact_columns {
+    () => {
+        "seq, id, conversation, customer, channel, queue, summary, attributes, state, agent, \
+         arrived_at, snapshot, ended_at, end_reason, updated_at"
+    };
+}
+
+fn contact_row<R: Row>(row: &R) -> Result<ContactRow, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<i64>: sqlx::Decode<'a, R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database>,
+{
+    Ok(ContactRow {
+        seq: row.try_get("seq")?,
+        id: row.try_get("id")?,
+        conversation: row.try_get("conversation")?,
+        customer: row.try_get("customer")?,
+        channel: row.try_get("channel")?,
+        queue: row.try_get("queue")?,
+        summary: row.try_get("summary")?,
+        attributes: row.try_get("attributes")?,
+        state: row.try_get("state")?,
+        agent: row.try_get("agent")?,
+        arrived_at: row.try_get("arrived_at")?,
+        snapshot: row.try_get("snapshot")?,
+        ended_at: row.try_get("ended_at")?,
+        end_reason: row.try_get("end_reason")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+fn audit_row<R: Row>(row: &R) -> Result<AuditRow, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<i64>: sqlx::Decode<'a, R::Database>,
+{
+    Ok(AuditRow {
+        seq: row.try_get("seq")?,
+        at: row.try_get("at")?,
+        contact_seq: row.try_get("contact_seq")?,
+        agent: row.try_get("agent")?,
+        kind: row.try_get("kind")?,
+        detail: row.try_get("detail")?,
+    })
+}
+
+macro_rules! sql_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl Store for $store {
+            async fn load(&self) -> Result<State, StoreError> {
+                let p = &self.pool;
+                let names = sqlx::query("SELECT kind, name, id FROM names ORDER BY kind, id")
+                    .fetch_all(p)
+                    .await
+                    .map_err(query_err("load names"))?
+                    .iter()
+                    .map(|r| {
+                        Ok(NameRow {
+                            kind: r.try_get(0)?,
+                            name: r.try_get(1)?,
+                            id: r.try_get(2)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(query_err("load names"))?;
+                let agents = sqlx::query(
+                    "SELECT id, name, snapshot, updated_at FROM agents ORDER BY id",
+                )
+                .fetch_all(p)
+                .await
+                .map_err(query_err("load agents"))?
+                .iter()
+                .map(|r| {
+                    Ok(AgentRow {
+                        id: r.try_get(0)?,
+                        name: r.try_get(1)?,
+                        snapshot: r.try_get(2)?,
+                        updated_at: r.try_get(3)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(query_err("load agents"))?;
+                let contacts = sqlx::query(concat!(
+                    "SELECT ",
+                    contact_columns!(),
+                    " FROM contacts WHERE snapshot IS NOT NULL ORDER BY seq"
+                ))
+                .fetch_all(p)
+                .await
+                .map_err(query_err("load contacts"))?
+                .iter()
+                .map(contact_row)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(query_err("load contacts"))?;
+                let owners = sqlx::query(
+                    "SELECT customer, agent, closed_at FROM owners ORDER BY closed_at, customer",
+                )
+                .fetch_all(p)
+                .await
+                .map_err(query_err("load owners"))?
+                .iter()
+                .map(|r| {
+                    Ok(OwnerRow {
+                        customer: r.try_get(0)?,
+                        agent: r.try_get(1)?,
+                        closed_at: r.try_get(2)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(query_err("load owners"))?;
+                let meta = sqlx::query("SELECT key, value FROM meta ORDER BY key")
+                    .fetch_all(p)
+                    .await
+                    .map_err(query_err("load meta"))?
+                    .iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(query_err("load meta"))?;
+                let max_seq: Option<i64> = sqlx::query("SELECT MAX(seq) FROM contacts")
+                    .fetch_one(p)
+                    .await
+                    .and_then(|r| r.try_get(0))
+                    .map_err(query_err("load max seq"))?;
+                Ok(State {
+                    names,
+                    agents,
+                    contacts,
+                    owners,
+                    meta,
+                    max_seq: max_seq.unwrap_or(0),
+                })
+            }
+
+            async fn seen(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+                let mut seen = Vec::new();
+                // Bounded IN lists keep every backend's parameter limit far away.
+                for chunk in ids.chunks(500) {
+                    let placeholders: Vec<String> =
+                        (1..=chunk.len()).map(|i| format!("${i}")).collect();
+                    let sql = format!(
+                        "SELECT id FROM messages WHERE id IN ({})",
+                        placeholders.join(", ")
+                    );
+                    // Only numbered placeholders are formatted in; the ids are bound.
+                    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for id in chunk {
+                        q = q.bind(id);
+                    }
+                    for row in q.fetch_all(&self.pool).await.map_err(query_err("dedup"))? {
+                        seen.push(row.try_get(0).map_err(query_err("dedup"))?);
+                    }
+                }
+                Ok(seen)
+            }
+
+            async fn commit(&self, b: &Batch) -> Result<(), StoreError> {
+                let err = query_err("commit batch");
+                let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+                for n in &b.names {
+                    sqlx::query(
+                        "INSERT INTO names (kind, name, id) VALUES ($1, $2, $3) \
+                         ON CONFLICT (kind, name) DO NOTHING",
+                    )
+                    .bind(&n.kind)
+                    .bind(&n.name)
+                    .bind(n.id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err("commit names"))?;
+                }
+                for a in &b.agents {
+                    sqlx::query(
+                        "INSERT INTO agents (id, name, snapshot, updated_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                         snapshot = excluded.snapshot, updated_at = excluded.updated_at",
+                    )
+                    .bind(a.id)
+                    .bind(&a.name)
+                    .bind(&a.snapshot)
+                    .bind(a.updated_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err("commit agents"))?;
+                }
+                for c in &b.contacts {
+                    sqlx::query(concat!(
+                        "INSERT INTO contacts (",
+                        contact_columns!(),
+                        ") VALUES \
+                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                         ON CONFLICT (seq) DO UPDATE SET state = excluded.state, \
+                         agent = excluded.agent, queue = excluded.queue, \
+                         snapshot = excluded.snapshot, ended_at = excluded.ended_at, \
+                         end_reason = excluded.end_reason, updated_at = excluded.updated_at"
+                    ))
+                    .bind(c.seq)
+                    .bind(&c.id)
+                    .bind(&c.conversation)
+                    .bind(&c.customer)
+                    .bind(&c.channel)
+                    .bind(&c.queue)
+                    .bind(&c.summary)
+                    .bind(&c.attributes)
+                    .bind(&c.state)
+                    .bind(c.agent)
+                    .bind(c.arrived_at)
+                    .bind(&c.snapshot)
+                    .bind(c.ended_at)
+                    .bind(&c.end_reason)
+                    .bind(c.updated_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err("commit contacts"))?;
+                }
+                for m in &b.messages {
+                    sqlx::query(
+                        "INSERT INTO messages (id, contact_seq, outcome, reason, received_at, processed_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(&m.id)
+                    .bind(m.contact_seq)
+                    .bind(&m.outcome)
+                    .bind(&m.reason)
+                    .bind(m.received_at)
+                    .bind(m.processed_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err("commit messages"))?;
+                }
+                for o in &b.owners {
+                    sqlx::query(
+                        "INSERT INTO owners (customer, agent, closed_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (customer) DO UPDATE SET agent = excluded.agent, \
+                         closed_at = excluded.closed_at",
+                    )
+                    .bind(&o.customer)
+                    .bind(o.agent)
+                    .bind(o.closed_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err("commit owners"))?;
+                }
+                for a in &b.audit {
+                    sqlx::query(
+                        "INSERT INTO audit (at, contact_seq, agent, kind, detail) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(a.at)
+                    .bind(a.contact_seq)
+                    .bind(a.agent)
+                    .bind(&a.kind)
+                    .bind(&a.detail)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err("commit audit"))?;
+                }
+                for (k, v) in &b.meta {
+                    sqlx::query(
+                        "INSERT INTO meta (key, value) VALUES ($1, $2) \
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(k)
+                    .bind(v)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err("commit meta"))?;
+                }
+                tx.commit().await.map_err(err)
+            }
+
+            async fn contact(&self, id: &str) -> Result<Option<ContactRow>, StoreError> {
+                sqlx::query(concat!("SELECT ", contact_columns!(), " FROM contacts WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(query_err("read contact"))?
+                    .map(|r| contact_row(&r))
+                    .transpose()
+                    .map_err(query_err("read contact"))
+            }
+
+            async fn contact_of_message(&self, message: &str) -> Result<Option<String>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT c.id FROM messages m JOIN contacts c ON c.seq = m.contact_seq \
+                     WHERE m.id = $1",
+                )
+                .bind(message)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_err("read message"))?;
+                row.map(|r| r.try_get(0))
+                    .transpose()
+                    .map_err(query_err("read message"))
+            }
+
+            async fn audit(&self, contact_seq: i64) -> Result<Vec<AuditRow>, StoreError> {
+                sqlx::query(
+                    "SELECT seq, at, contact_seq, agent, kind, detail FROM audit \
+                     WHERE contact_seq = $1 ORDER BY seq",
+                )
+                .bind(contact_seq)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_err("read audit"))?
+                .iter()
+                .map(audit_row)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(query_err("read audit"))
+            }
+
+            async fn audit_since(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+                sqlx::query(
+                    "SELECT seq, at, contact_seq, agent, kind, detail FROM audit \
+                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_err("read audit"))?
+                .iter()
+                .map(audit_row)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(query_err("read audit"))
+            }
+
+            async fn counts(&self) -> Result<Counts, StoreError> {
+                let pairs = |rows: Vec<_>| -> Result<Vec<(String, i64)>, sqlx::Error> {
+                    rows.iter()
+                        .map(|r: &_| Ok((Row::try_get(r, 0)?, Row::try_get(r, 1)?)))
+                        .collect()
+                };
+                let contacts = sqlx::query(
+                    "SELECT state, COUNT(*) FROM contacts GROUP BY state ORDER BY state",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .and_then(pairs)
+                .map_err(query_err("count contacts"))?;
+                let messages = sqlx::query(
+                    "SELECT outcome, COUNT(*) FROM messages GROUP BY outcome ORDER BY outcome",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .and_then(pairs)
+                .map_err(query_err("count messages"))?;
+                Ok(Counts { contacts, messages })
+            }
+
+            async fn health(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(query_err("health check"))
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+        }
+    };
+}
+
+sql_store!(SqliteStore);
+sql_store!(PgStore);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            super::redact("postgres://app:secret@db:5432/switchboard"),
+            "postgres://app@db:5432/switchboard"
+        );
+        assert_eq!(super::redact("postgres://db/x"), "postgres://db/x");
+    }
+}
