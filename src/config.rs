@@ -2,7 +2,7 @@
 //! `SWITCHBOARD__SECTION__KEY` environment variables, unknown keys rejected, then validated
 //! into the engine's [`Policy`]. Every error names the file, the key and the reason.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,6 +16,30 @@ use switchboard_core::{
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The HTTP server.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Where the embedded default keeps its files.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// The message bus between adapters and the router.
+    #[serde(default)]
+    pub bus: BusConfig,
+    /// Where state is persisted.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// The router loop.
+    #[serde(default)]
+    pub router: RouterConfig,
+    /// Agents declared in the file.
+    #[serde(default)]
+    pub agents: Vec<AgentConfig>,
+    /// Classification rules, applied in order to every new contact.
+    #[serde(default)]
+    pub rules: Vec<RuleConfig>,
     /// Engine-wide routing rules.
     #[serde(default)]
     pub routing: RoutingConfig,
@@ -25,6 +49,219 @@ pub struct Config {
     /// The queues contacts wait in; the first is the default queue.
     #[serde(default)]
     pub queues: Vec<QueueConfig>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP server listens on (`127.0.0.1:0` picks a free port).
+    pub listen: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Ingest requests handled at once; more wait (backpressure).
+    pub max_concurrent_ingest: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 64 * 1024,
+            max_concurrent_ingest: 256,
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `human` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `switchboard=debug,info`; `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// `[data]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Directory for the embedded default's files (SQLite store and in-process bus),
+    /// relative to the working directory.
+    pub dir: PathBuf,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            dir: PathBuf::from("data"),
+        }
+    }
+}
+
+/// `[bus]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BusConfig {
+    /// `in_process` (embedded default: a durable queue in the data directory) or `amqp`.
+    pub kind: BusKind,
+    /// The broker, for `amqp`.
+    pub url: String,
+    /// Prefix of exchange and queue names: `{prefix}.inbound`, `{prefix}.dead`,
+    /// `{prefix}.assignments`.
+    pub prefix: String,
+    /// Deliveries of one message before it is dead-lettered.
+    pub delivery_limit: u32,
+    /// Unacknowledged deliveries the router holds at once.
+    pub prefetch: u16,
+    /// How long a publish may take, reconnects included, before the source is told to
+    /// retry (HTTP 503).
+    #[serde(with = "humantime_serde")]
+    pub publish_timeout: Duration,
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        BusConfig {
+            kind: BusKind::InProcess,
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            prefix: "switchboard".into(),
+            delivery_limit: 5,
+            prefetch: 256,
+            publish_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Which bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BusKind {
+    InProcess,
+    Amqp,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `sqlite` (embedded default: a file in the data directory) or `postgres`.
+    pub kind: StoreKind,
+    /// The database, for `postgres`.
+    pub url: String,
+    /// The PostgreSQL schema to use (created if missing); empty: the user's default.
+    pub schema: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            kind: StoreKind::Sqlite,
+            url: "postgres://postgres@127.0.0.1:5432/switchboard".into(),
+            schema: String::new(),
+        }
+    }
+}
+
+/// Which store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// `[router]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterConfig {
+    /// Most messages routed and persisted in one transaction.
+    pub batch_size: usize,
+    /// How long to wait for more messages once one has arrived.
+    #[serde(with = "humantime_serde")]
+    pub batch_linger: Duration,
+    /// How long shutdown may take before the process exits anyway.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        RouterConfig {
+            batch_size: 100,
+            batch_linger: Duration::from_millis(5),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[[agents]]`: an agent declared in the file (the agent API can manage them too).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Unique name; the API and logs use it.
+    pub name: String,
+    /// Teams the agent belongs to.
+    #[serde(default)]
+    pub teams: Vec<String>,
+    /// Skills with proficiency 1..=10.
+    #[serde(default)]
+    pub skills: BTreeMap<String, u8>,
+    /// Concurrent contacts per channel; a channel left out is one the agent does not serve.
+    #[serde(default)]
+    pub caps: BTreeMap<String, u16>,
+    /// Concurrent contacts across all channels, if limited.
+    pub total_cap: Option<u16>,
+    /// Presence when the agent is first created.
+    #[serde(default = "available")]
+    pub presence: switchboard_core::Presence,
+}
+
+fn available() -> switchboard_core::Presence {
+    switchboard_core::Presence::Available
+}
+
+/// `[[rules]]`: when every given condition holds, the actions apply. The queue comes from
+/// the first matching rule that names one; urgency is the highest asked for; skills add up.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Condition: the contact's channel.
+    pub channel: Option<String>,
+    /// Condition: attributes equal to these values (IVR `digits`, mailbox `to`, `tier`).
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+    /// Condition: any of these words in the summary or body (case-insensitive).
+    #[serde(default)]
+    pub keywords: Vec<String>,
+    /// Action: the queue.
+    pub queue: Option<String>,
+    /// Action: at least this urgency.
+    pub urgency: Option<Urgency>,
+    /// Action: required skills to add.
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// Action: preferred skills to add.
+    #[serde(default)]
+    pub preferred_skills: Vec<String>,
 }
 
 /// `[routing]`
@@ -80,6 +317,10 @@ pub struct ChannelConfig {
     /// How long wrap-up holds the agent's slot.
     #[serde(default, with = "humantime_serde::option")]
     pub wrap_up: Option<Duration>,
+    /// The queue contacts on this channel go to when no rule names one.
+    pub queue: Option<String>,
+    /// The urgency contacts on this channel get when neither source nor rule says.
+    pub urgency: Option<Urgency>,
 }
 
 /// Targets by urgency; a missing one keeps the default.
@@ -150,24 +391,44 @@ pub enum ConfigError {
 /// Names mapped to the engine's small numbers, in order of first appearance.
 #[derive(Debug, Clone, Default)]
 pub struct Names {
-    names: Vec<String>,
+    by_id: Vec<Option<String>>,
+    by_name: HashMap<String, usize>,
 }
 
 impl Names {
-    /// The number for `name`, allocating the next one; `None` past `limit`.
+    /// The number for `name`, allocating the next free one; `None` past `limit`.
     pub fn intern(&mut self, name: &str, limit: usize) -> Option<usize> {
-        if let Some(i) = self.names.iter().position(|n| n == name) {
+        if let Some(i) = self.get(name) {
             return Some(i);
         }
-        (self.names.len() < limit).then(|| {
-            self.names.push(name.to_owned());
-            self.names.len() - 1
+        let id = self
+            .by_id
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(self.by_id.len());
+        (id < limit).then(|| {
+            self.insert_at(name, id);
+            id
         })
+    }
+
+    /// Records that `name` has number `id` (as read back from the store).
+    pub fn insert_at(&mut self, name: &str, id: usize) {
+        if self.by_id.len() <= id {
+            self.by_id.resize(id + 1, None);
+        }
+        self.by_id[id] = Some(name.to_owned());
+        self.by_name.insert(name.to_owned(), id);
+    }
+
+    /// The number of `name`, if it has one.
+    pub fn get(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
     }
 
     /// The name of number `i`.
     pub fn name(&self, i: usize) -> Option<&str> {
-        self.names.get(i).map(String::as_str)
+        self.by_id.get(i).and_then(|n| n.as_deref())
     }
 }
 
@@ -208,11 +469,26 @@ impl Config {
 
     /// Checks what the types cannot and builds the engine's policy.
     pub fn validate(self, file: &Path) -> Result<Loaded, ConfigError> {
-        let invalid = |key: String, reason: String| ConfigError::Invalid {
+        let invalid = |(key, reason): (String, String)| ConfigError::Invalid {
             file: file.to_owned(),
             key,
             reason,
         };
+        let mut teams = Names::default();
+        let policy = self.build_policy(&mut teams).map_err(invalid)?;
+        self.check(&policy).map_err(invalid)?;
+        Ok(Loaded {
+            file: file.to_owned(),
+            config: self,
+            policy,
+            teams,
+        })
+    }
+
+    /// Builds the engine's policy, numbering team names with `teams` (the daemon passes
+    /// the numbering persisted in its store, so numbers stay stable across restarts).
+    pub fn build_policy(&self, teams: &mut Names) -> Result<Policy, (String, String)> {
+        let invalid = |key: String, reason: String| (key, reason);
         let mut policy = Policy {
             max_missed_offers: self.routing.max_missed_offers,
             on_offline: self.routing.on_offline,
@@ -235,7 +511,6 @@ impl Config {
             apply_channel(target, ch)
                 .map_err(|(key, reason)| invalid(format!("channels.{name}.{key}"), reason))?;
         }
-        let mut teams = Names::default();
         if !self.queues.is_empty() {
             policy.queues.clear();
         }
@@ -251,8 +526,8 @@ impl Config {
                 ));
             }
             let mut queue = QueuePolicy::open(q.name.clone());
-            queue.teams = team_set(&mut teams, &q.teams).map_err(|r| invalid(key("teams"), r))?;
-            queue.overflow_teams = team_set(&mut teams, &q.overflow_teams)
+            queue.teams = team_set(teams, &q.teams).map_err(|r| invalid(key("teams"), r))?;
+            queue.overflow_teams = team_set(teams, &q.overflow_teams)
                 .map_err(|r| invalid(key("overflow_teams"), r))?;
             if !queue.overflow_teams.is_empty() && queue.teams.is_empty() {
                 return Err(invalid(
@@ -283,13 +558,120 @@ impl Config {
         policy
             .validate()
             .map_err(|e| invalid("queues".into(), e.to_string()))?;
-        Ok(Loaded {
-            file: file.to_owned(),
-            config: self,
-            policy,
-            teams,
-        })
+        Ok(policy)
     }
+
+    /// Checks the sections the policy does not cover: server, bus, store, agents, rules.
+    fn check(&self, policy: &Policy) -> Result<(), (String, String)> {
+        let invalid = |key: &str, reason: String| (key.to_owned(), reason);
+        self.server
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|e| invalid("server.listen", format!("not an address:port: {e}")))?;
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid(
+                "server.max_body_bytes",
+                "must be at least 1024".into(),
+            ));
+        }
+        if self.server.max_concurrent_ingest == 0 {
+            return Err(invalid(
+                "server.max_concurrent_ingest",
+                "must be above zero".into(),
+            ));
+        }
+        if self.bus.kind == BusKind::Amqp && !self.bus.url.starts_with("amqp") {
+            return Err(invalid(
+                "bus.url",
+                "must be an amqp:// or amqps:// URL".into(),
+            ));
+        }
+        if self.bus.prefix.is_empty() {
+            return Err(invalid("bus.prefix", "must not be empty".into()));
+        }
+        if self.bus.delivery_limit == 0 {
+            return Err(invalid("bus.delivery_limit", "must be above zero".into()));
+        }
+        if self.bus.prefetch == 0 {
+            return Err(invalid("bus.prefetch", "must be above zero".into()));
+        }
+        if self.store.kind == StoreKind::Postgres && !self.store.url.starts_with("postgres") {
+            return Err(invalid(
+                "store.url",
+                "must be a postgres:// or postgresql:// URL".into(),
+            ));
+        }
+        if self.router.batch_size == 0 {
+            return Err(invalid("router.batch_size", "must be above zero".into()));
+        }
+        for (name, ch) in &self.channels {
+            if let Some(q) = &ch.queue
+                && policy.queue_id(q).is_none()
+            {
+                return Err(invalid(
+                    &format!("channels.{name}.queue"),
+                    unknown_queue(q, policy),
+                ));
+            }
+        }
+        let mut skills = Names::default();
+        for (i, a) in self.agents.iter().enumerate() {
+            let key = |k: &str| format!("agents[{i}].{k}");
+            if a.name.trim().is_empty() {
+                return Err(invalid(&key("name"), "must not be empty".into()));
+            }
+            if self.agents[..i].iter().any(|b| b.name == a.name) {
+                return Err(invalid(
+                    &key("name"),
+                    format!("agent {:?} is defined twice", a.name),
+                ));
+            }
+            for (skill, p) in &a.skills {
+                if !(1..=10).contains(p) {
+                    return Err(invalid(
+                        &key(&format!("skills.{skill}")),
+                        format!("proficiency {p} is outside 1..=10"),
+                    ));
+                }
+                skills
+                    .intern(skill, switchboard_core::SkillId::LIMIT)
+                    .ok_or_else(|| {
+                        invalid(&key("skills"), "more than 128 distinct skills".into())
+                    })?;
+            }
+            for channel in a.caps.keys() {
+                parse_channel(channel).map_err(|r| invalid(&key(&format!("caps.{channel}")), r))?;
+            }
+            team_set(&mut Names::default(), &a.teams).map_err(|r| invalid(&key("teams"), r))?;
+        }
+        for (i, r) in self.rules.iter().enumerate() {
+            let key = |k: &str| format!("rules[{i}].{k}");
+            if let Some(c) = &r.channel {
+                parse_channel(c).map_err(|e| invalid(&key("channel"), e))?;
+            }
+            if let Some(q) = &r.queue
+                && policy.queue_id(q).is_none()
+            {
+                return Err(invalid(&key("queue"), unknown_queue(q, policy)));
+            }
+            if r.queue.is_none()
+                && r.urgency.is_none()
+                && r.skills.is_empty()
+                && r.preferred_skills.is_empty()
+            {
+                return Err(invalid(
+                    &format!("rules[{i}]"),
+                    "does nothing: give a queue, urgency, skills or preferred_skills".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unknown_queue(name: &str, policy: &Policy) -> String {
+    let known: Vec<&str> = policy.queues.iter().map(|q| q.name.as_str()).collect();
+    format!("unknown queue {name:?}; queues: {}", known.join(", "))
 }
 
 fn parse_channel(name: &str) -> Result<Channel, String> {
@@ -437,5 +819,42 @@ normal = "1h"
             .unwrap_err()
             .to_string();
         assert!(err.contains("queues[0].overflow_teams"), "{err}");
+    }
+
+    #[test]
+    fn agents_and_rules_are_checked_with_their_key() {
+        let err = parse("[[agents]]\nname = \"a\"\nskills = { billing = 11 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("agents[0].skills.billing"), "{err}");
+        let err = parse("[[agents]]\nname = \"a\"\ncaps = { fax = 1 }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("agents[0].caps.fax"), "{err}");
+        let err = parse("[[rules]]\nkeywords = [\"x\"]\nqueue = \"nowhere\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rules[0].queue"), "{err}");
+        assert!(err.contains("queues: default"), "{err}");
+        let err = parse("[[rules]]\nkeywords = [\"x\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does nothing"), "{err}");
+    }
+
+    #[test]
+    fn server_bus_and_store_are_checked() {
+        let err = parse("[server]\nlisten = \"localhost\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("server.listen"), "{err}");
+        let err = parse("[bus]\nkind = \"amqp\"\nurl = \"http://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bus.url"), "{err}");
+        let err = parse("[store]\nkind = \"mysql\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mysql"), "{err}");
     }
 }

@@ -1,9 +1,13 @@
-//! The `switchboard` daemon: configuration, command line and (as it grows) the wiring of
-//! bus, store, router, channels and delivery around the engine in `switchboard-core`.
+//! The `switchboard` daemon: configuration, command line, and the wiring of bus, store,
+//! router and HTTP API around the engine in `switchboard-core`.
 //!
 //! Modules:
 //! - [`config`]: the configuration file, environment overrides and their validation;
+//! - [`names`]: skill, team and agent names numbered for the engine, stable across restarts;
+//! - [`classify`]: classification rules that give a new contact its queue, urgency, skills;
 //! - [`cli`]: the command line.
 
+pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod names;
