@@ -18,6 +18,13 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: the router, its HTTP API, and the configured bus and store. With the
+    /// example config it runs on the embedded default (in-process bus, SQLite in ./data).
+    Run {
+        /// The configuration file.
+        #[arg(long, short, default_value = "config/switchboard.toml")]
+        config: PathBuf,
+    },
     /// Load and validate a configuration file (with SWITCHBOARD__… overrides) and exit:
     /// 0 if it is good, 2 with the file, key and reason if not.
     CheckConfig {
@@ -30,6 +37,35 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { config } => {
+            // A bad config stops start-up here, before any port opens.
+            let loaded = match Config::load(&config) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("switchboard: invalid configuration: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            crate::daemon::init_logging(&loaded);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("switchboard: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(crate::daemon::run(loaded)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "switchboard failed");
+                    eprintln!("switchboard: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(loaded) => {
                 println!(

@@ -5,9 +5,15 @@
 //! - [`config`]: the configuration file, environment overrides and their validation;
 //! - [`names`]: skill, team and agent names numbered for the engine, stable across restarts;
 //! - [`classify`]: classification rules that give a new contact its queue, urgency, skills;
+//! - [`router`]: the router loop: consume, thread, classify, route, persist, then ack;
+//! - [`api`]: the HTTP API (health, readiness, ingest, contact view);
+//! - [`daemon`]: `switchboard run`, wiring and shutdown;
 //! - [`cli`]: the command line.
 
+pub mod api;
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod names;
+pub mod router;

@@ -8,6 +8,24 @@
 //! - `sql`: the two implementations, generated from one body so the SQL is written once.
 //!
 //! Schema migrations live in `migrations/sqlite` and `migrations/postgres` and run on open.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use switchboard_store::{Batch, SqliteStore, Store};
+//!
+//! let dir = std::env::temp_dir().join(format!("store-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! let store = SqliteStore::open(&dir.join("state.db")).await.unwrap();
+//! let batch = Batch {
+//!     meta: vec![("next_offer".into(), "1".into())],
+//!     ..Batch::default()
+//! };
+//! store.commit(&batch).await.unwrap();
+//! assert_eq!(store.load().await.unwrap().meta("next_offer"), Some("1"));
+//! # store.close().await;
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # });
+//! ```
 
 pub mod records;
 mod sql;
@@ -59,6 +77,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The contact a message created or joined, by message id.
     async fn contact_of_message(&self, message: &str) -> Result<Option<String>, StoreError>;
+
+    /// What became of a message, by message id.
+    async fn message(&self, id: &str) -> Result<Option<MessageRow>, StoreError>;
 
     /// A contact's audit trail, oldest first.
     async fn audit(&self, contact_seq: i64) -> Result<Vec<AuditRow>, StoreError>;

@@ -11,7 +11,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use crate::records::{AuditRow, Batch, ContactRow, Counts, NameRow, OwnerRow, State};
+use crate::records::{AuditRow, Batch, ContactRow, Counts, MessageRow, NameRow, OwnerRow, State};
 use crate::{AgentRow, Store, StoreError};
 
 /// The embedded default: one SQLite file in WAL mode.
@@ -412,6 +412,29 @@ macro_rules! sql_store {
                 row.map(|r| r.try_get(0))
                     .transpose()
                     .map_err(query_err("read message"))
+            }
+
+            async fn message(&self, id: &str) -> Result<Option<MessageRow>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT id, contact_seq, outcome, reason, received_at, processed_at \
+                     FROM messages WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_err("read message"))?;
+                row.map(|r| {
+                    Ok(MessageRow {
+                        id: r.try_get(0)?,
+                        contact_seq: r.try_get(1)?,
+                        outcome: r.try_get(2)?,
+                        reason: r.try_get(3)?,
+                        received_at: r.try_get(4)?,
+                        processed_at: r.try_get(5)?,
+                    })
+                })
+                .transpose()
+                .map_err(query_err("read message"))
             }
 
             async fn audit(&self, contact_seq: i64) -> Result<Vec<AuditRow>, StoreError> {

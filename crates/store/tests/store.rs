@@ -103,6 +103,8 @@ async fn scenario(store: &dyn Store) {
         store.contact_of_message("m-2").await.unwrap().as_deref(),
         Some("c-2")
     );
+    assert_eq!(store.message("m-2").await.unwrap(), Some(message("m-2", 2)));
+    assert_eq!(store.message("m-404").await.unwrap(), None);
     let trail = store.audit(1).await.unwrap();
     assert_eq!(
         trail.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>(),
@@ -162,7 +164,7 @@ async fn sqlite_keeps_state_across_reopening() {
 /// Without it the test says so loudly; under `CI=true` that is a failure.
 async fn postgres(schema: &str) -> Option<PgStore> {
     let url = std::env::var("SWITCHBOARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        .unwrap_or_else(|_| "postgres://switchboard:switchboard@127.0.0.1:5432/test".into());
     match PgStore::connect(&url, Some(schema)).await {
         Ok(store) => Some(store),
         Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
@@ -184,7 +186,7 @@ async fn postgres_keeps_the_same_promises() {
     scenario(&store).await;
     store.close().await;
     let url = std::env::var("SWITCHBOARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        .unwrap_or_else(|_| "postgres://switchboard:switchboard@127.0.0.1:5432/test".into());
     let reopened = PgStore::connect(&url, Some(&schema)).await.unwrap();
     assert_eq!(reopened.load().await.unwrap().contacts.len(), 1);
     reopened.close().await;

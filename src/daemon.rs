@@ -1,0 +1,144 @@
+//! `switchboard run`: opens the store and the bus, restores the router, serves the HTTP API,
+//! and shuts everything down in order on SIGTERM or SIGINT.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use switchboard_bus::{AmqpBus, AmqpConfig, Bus, InProcessBus, InProcessConfig};
+use switchboard_store::{PgStore, SqliteStore, Store};
+use tokio::sync::{Mutex, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use crate::api::{AppState, routes};
+use crate::config::{BusKind, Loaded, LogFormat, StoreKind};
+use crate::router::{RouterTask, start};
+
+/// Sets up logging as the config says (`RUST_LOG` overrides the level).
+pub fn init_logging(loaded: &Loaded) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&loaded.config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match loaded.config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+/// Opens the configured store.
+pub async fn open_store(loaded: &Loaded) -> anyhow::Result<Arc<dyn Store>> {
+    let cfg = &loaded.config;
+    Ok(match cfg.store.kind {
+        StoreKind::Sqlite => {
+            let path = cfg.data.dir.join("state.db");
+            Arc::new(SqliteStore::open(&path).await?)
+        }
+        StoreKind::Postgres => {
+            let schema = (!cfg.store.schema.is_empty()).then_some(cfg.store.schema.as_str());
+            Arc::new(PgStore::connect(&cfg.store.url, schema).await?)
+        }
+    })
+}
+
+/// Opens the configured bus.
+pub async fn open_bus(loaded: &Loaded) -> anyhow::Result<Arc<dyn Bus>> {
+    let cfg = &loaded.config.bus;
+    Ok(match cfg.kind {
+        BusKind::InProcess => {
+            let mut c = InProcessConfig::new(loaded.config.data.dir.join("bus.db"));
+            c.delivery_limit = cfg.delivery_limit;
+            Arc::new(InProcessBus::open_with(c).await?)
+        }
+        BusKind::Amqp => {
+            let mut c = AmqpConfig::new(cfg.url.clone());
+            c.prefix = cfg.prefix.clone();
+            c.delivery_limit = cfg.delivery_limit;
+            c.publish_timeout = cfg.publish_timeout;
+            Arc::new(AmqpBus::connect(c).await?)
+        }
+    })
+}
+
+/// Runs the daemon until a shutdown signal; returns once everything is closed.
+pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
+    let loaded = Arc::new(loaded);
+    let cfg = &loaded.config;
+    std::fs::create_dir_all(&cfg.data.dir)
+        .with_context(|| format!("data directory {}", cfg.data.dir.display()))?;
+    let store = open_store(&loaded).await?;
+    let bus = open_bus(&loaded).await?;
+    let router = start(&loaded, store.as_ref()).await?;
+    let shared = Arc::new(Mutex::new(router));
+    let shutdown = CancellationToken::new();
+    let ready = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
+        .await
+        .with_context(|| format!("listen on {}", cfg.server.listen))?;
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        router: shared.clone(),
+        bus: bus.clone(),
+        store: store.clone(),
+        loaded: loaded.clone(),
+        ingest_slots: Arc::new(Semaphore::new(cfg.server.max_concurrent_ingest)),
+        ready: ready.clone(),
+    };
+    let router_task = tokio::spawn(
+        RouterTask {
+            shared,
+            loaded: loaded.clone(),
+            bus: bus.clone(),
+            store: store.clone(),
+            shutdown: shutdown.clone(),
+        }
+        .run(),
+    );
+    ready.store(true, std::sync::atomic::Ordering::Release);
+    let http_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, routes(state))
+            .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
+            .await
+    });
+    // Tests and scripts read this line to find the port.
+    println!("switchboard: listening on http://{addr}");
+    info!(%addr, bus = ?cfg.bus.kind, store = ?cfg.store.kind, "switchboard started");
+
+    wait_for_signal().await;
+    info!("shutting down: no new input, finishing the batch in flight");
+    ready.store(false, std::sync::atomic::Ordering::Release);
+    shutdown.cancel();
+    let grace = cfg.router.shutdown_grace;
+    let drained = tokio::time::timeout(grace, async {
+        if let Ok(Err(e)) = server.await {
+            error!(error = %e, "http server stopped with an error");
+        }
+        let _ = router_task.await;
+    })
+    .await;
+    if drained.is_err() {
+        error!(?grace, "shutdown grace period ran out; exiting anyway");
+    }
+    bus.close().await;
+    store.close().await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
