@@ -253,14 +253,8 @@ impl Router {
             // A follow-up goes to the conversation's owner; it is not routed again.
             let seq = c.id().0 as i64;
             let owner = c.state().agent();
-            step.messages.push(MessageRow {
-                id: env.id.clone(),
-                contact_seq: Some(seq),
-                outcome: "follow_up".into(),
-                reason: None,
-                received_at: received_at.as_millis() as i64,
-                processed_at: now.as_millis() as i64,
-            });
+            step.messages
+                .push(message_row(env, Some(seq), "follow_up", None, now));
             step.audit.push(AuditRow {
                 seq: 0,
                 at: now.as_millis() as i64,
@@ -329,14 +323,8 @@ impl Router {
         );
         self.by_public.insert(env.id.clone(), id);
         step.touched_contacts.push(id);
-        step.messages.push(MessageRow {
-            id: env.id.clone(),
-            contact_seq: Some(seq),
-            outcome: "contact".into(),
-            reason: None,
-            received_at: received_at.as_millis() as i64,
-            processed_at: now.as_millis() as i64,
-        });
+        step.messages
+            .push(message_row(env, Some(seq), "contact", None, now));
         step.audit.push(AuditRow {
             seq: 0,
             at: now.as_millis() as i64,
@@ -492,6 +480,24 @@ impl Router {
     }
 }
 
+/// The deduplication record of a processed message.
+fn message_row(
+    env: &Envelope,
+    contact_seq: Option<i64>,
+    outcome: &str,
+    reason: Option<String>,
+    now: Time,
+) -> MessageRow {
+    MessageRow {
+        id: env.id.clone(),
+        contact_seq,
+        outcome: outcome.into(),
+        reason,
+        received_at: env.received_at.min(now).as_millis() as i64,
+        processed_at: now.as_millis() as i64,
+    }
+}
+
 /// The contact and agent a decision is about.
 fn decision_subjects(d: &Decision) -> (Option<ContactId>, Option<AgentId>) {
     match d {
@@ -639,14 +645,13 @@ impl RouterTask {
                 }
                 Ok(env) => {
                     if let Err(Poison(reason)) = router.ingest(now, env, &mut step, &mut out) {
-                        step.messages.push(MessageRow {
-                            id: env.id.clone(),
-                            contact_seq: None,
-                            outcome: "dead_lettered".into(),
-                            reason: Some(reason.clone()),
-                            received_at: env.received_at.as_millis() as i64,
-                            processed_at: now.as_millis() as i64,
-                        });
+                        step.messages.push(message_row(
+                            env,
+                            None,
+                            "dead_lettered",
+                            Some(reason.clone()),
+                            now,
+                        ));
                         poison.push((d, reason, Some(env.id.clone())));
                     }
                 }
