@@ -21,6 +21,40 @@
 //!   `delivery_limit` returns it is dead-lettered instead.
 //! - Tags carry the generation of the channel they came from: acking a tag from before a
 //!   reconnect does nothing (those deliveries come back), it never touches the new channel.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use switchboard_bus::{Bus, BusError, Envelope, InProcessBus};
+//!
+//! async fn adapter(bus: &dyn Bus, envelope: Envelope) -> Result<(), BusError> {
+//!     bus.publish(&envelope).await?; // only now acknowledge the source (HTTP 200, IMAP seen)
+//!     Ok(())
+//! }
+//!
+//! async fn router(bus: &dyn Bus) -> Result<(), BusError> {
+//!     let mut subscription = bus.subscribe(256).await?;
+//!     loop {
+//!         let batch = subscription.next_batch(128, Duration::from_millis(20)).await?;
+//!         for delivery in &batch {
+//!             match &delivery.envelope {
+//!                 Ok(envelope) => { /* dedup on envelope.id, thread, route, persist */ }
+//!                 Err(why) => subscription.dead_letter(delivery, &why.to_string()).await?,
+//!             }
+//!         }
+//!         // Once the batch's decisions are persisted: one multiple-ack for the batch.
+//!         if let Some(last) = batch.last() {
+//!             subscription.ack_through(last.tag).await?;
+//!         }
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), BusError> {
+//! let bus = InProcessBus::open("data/bus.db").await?;
+//! router(&bus).await
+//! # }
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod amqp;
 pub mod backoff;
@@ -36,6 +70,10 @@ pub use backoff::Backoff;
 pub use envelope::{DecodeError, ENVELOPE_VERSION, Envelope, InboundMessage, MAX_ID_LEN};
 pub use error::BusError;
 pub use inprocess::{BusEvent, InProcessBus, InProcessConfig, InProcessSubscription};
+
+// The router holds the bus as `Arc<dyn Bus>`: keep the traits dyn-compatible.
+const _: Option<&dyn Bus> = None;
+const _: Option<&dyn Subscription> = None;
 
 /// Header that carries the reason a message was dead-lettered by Switchboard.
 pub const REASON_HEADER: &str = "x-switchboard-reason";

@@ -533,7 +533,7 @@ async fn assignment_events_reach_a_queue_bound_to_the_topic_exchange() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_publish_nobody_can_take_is_refused_not_confirmed() {
+async fn a_publish_nobody_can_take_is_refused_and_a_deleted_topology_is_declared_again() {
     let Some(config) = amqp_config("unroutable").await else {
         return;
     };
@@ -554,6 +554,23 @@ async fn a_publish_nobody_can_take_is_refused_not_confirmed() {
     let err = bus.publish(&envelope("lost?")).await.unwrap_err();
     assert!(matches!(err, BusError::Refused { .. }), "{err}");
     assert!(err.to_string().contains("unroutable"), "{err}");
+
+    // With the exchange gone too, the broker closes the publishing channel; the bus
+    // reconnects, declares the topology again and the publish goes through.
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .exchange_delete(
+            bus.names().inbound.as_str().into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    let _ = connection.close(200, "done".into()).await;
+    bus.publish(&envelope("after-repair")).await.unwrap();
+    assert_eq!(ready_count(&bus.names().inbound).await, 1);
     bus.close().await;
 }
 
