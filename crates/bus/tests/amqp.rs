@@ -13,7 +13,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use support::{
-    Cleanup, amqp_config, amqp_url, close_connections_named, envelope, id_of, rabbitmqctl,
+    Cleanup, Proxy, amqp_config, amqp_url, close_connections_named, envelope, id_of, rabbitmqctl,
     ready_count,
 };
 use switchboard_bus::{AmqpBus, AmqpConfig, Bus, BusError, DecodeError, Subscription};
@@ -599,4 +599,58 @@ async fn an_unreachable_broker_fails_fast_without_showing_the_password() {
         "{text}"
     );
     assert!(!text.contains("s3cret"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_and_consumer_survive_a_broker_restart_and_an_outage_past_the_deadline_errors() {
+    let Some(mut config) = amqp_config("restart").await else {
+        return;
+    };
+    let _cleanup = Cleanup::new(&config);
+    let proxy = Proxy::start(0).await;
+    config.url = proxy.url();
+    config.publish_timeout = Duration::from_secs(2);
+    config.connect_timeout = Duration::from_secs(1);
+    let bus = AmqpBus::connect(config).await.unwrap();
+    let mut sub = bus.subscribe(10).await.unwrap();
+    bus.publish(&envelope("before")).await.unwrap();
+    let got = sub.next_batch(10, Duration::ZERO).await.unwrap();
+    assert_eq!(id_of(&got[0]), "before");
+    sub.ack_through(got[0].tag).await.unwrap();
+
+    // The broker goes away: a publish retries until its deadline, then says why.
+    let port = proxy.stop().await;
+    let started = tokio::time::Instant::now();
+    let err = bus.publish(&envelope("during")).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(err, BusError::PublishTimeout { .. }), "{err}");
+    assert!(
+        err.to_string().contains("connect to 127.0.0.1"),
+        "the error names the failed reconnect: {err}"
+    );
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    assert!(bus.health().await.is_err());
+
+    // It comes back on the same port while a publish is retrying: the publish goes through,
+    // and the consumer reconnects by itself and receives it.
+    let publishing = tokio::spawn({
+        let bus = bus.clone();
+        async move { bus.publish(&envelope("after")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let proxy = Proxy::start(port).await;
+    publishing.await.unwrap().unwrap();
+    bus.health().await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), sub.next_batch(10, Duration::ZERO))
+        .await
+        .expect("the consumer reconnects")
+        .unwrap();
+    assert_eq!(got.iter().map(id_of).collect::<Vec<_>>(), ["after"]);
+    sub.ack_through(got[0].tag).await.unwrap();
+    drop(sub);
+    bus.close().await;
+    proxy.stop().await;
 }
