@@ -102,6 +102,8 @@ pub trait Bus: Send + Sync + 'static {
     async fn health(&self) -> Result<(), BusError>;
 
     /// Closes connections cleanly (shutdown); later calls fail with [`BusError::Closed`].
+    /// Drop subscriptions first: an AMQP subscription has its own connection, closed when it
+    /// is dropped; an in-process one waiting in `next_batch` returns `Closed`.
     async fn close(&self);
 }
 
@@ -112,7 +114,8 @@ pub trait Subscription: Send {
     /// Waits for at least one delivery, then returns up to `max`, waiting at most `linger`
     /// more to fill the batch. Reconnects with backoff when the connection is lost (unacked
     /// deliveries come back redelivered; the router dedups). Cancel-safe: deliveries received
-    /// by a cancelled call are returned by the next one.
+    /// by a cancelled call are returned by the next one. With `prefetch` deliveries unacked
+    /// nothing more can arrive, so ack before asking again.
     async fn next_batch(&mut self, max: usize, linger: Duration)
     -> Result<Vec<Delivery>, BusError>;
 
@@ -123,7 +126,8 @@ pub trait Subscription: Send {
 
     /// Moves one delivery to the dead-letter queue with `reason` attached (header
     /// [`REASON_HEADER`]), then acks it. A delivery from before a reconnect, or one already
-    /// acked, is left alone.
+    /// acked, is left alone. At least once: if the connection is lost between the two steps
+    /// the message comes back and may be dead-lettered twice.
     async fn dead_letter(&mut self, delivery: &Delivery, reason: &str) -> Result<(), BusError>;
 }
 

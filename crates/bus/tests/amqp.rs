@@ -4,6 +4,8 @@
 mod support;
 
 use std::collections::BTreeSet;
+
+use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -153,6 +155,43 @@ async fn publish_consume_ack_then_nothing_is_left() {
     assert!(stays_empty(again.as_mut()).await);
     drop(again);
     assert_eq!(ready_count(&bus.names().inbound).await, 0);
+
+    // What a message looks like on the wire: persistent JSON with its id.
+    bus.publish(&envelope("m-2")).await.unwrap();
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    // (basic.get is refused on a single-active-consumer quorum queue: consume instead.)
+    let mut consumer = channel
+        .basic_consume(
+            bus.names().inbound.as_str().into(),
+            "".into(),
+            lapin::options::BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(5), consumer.next())
+        .await
+        .expect("m-2 is in the queue")
+        .unwrap()
+        .unwrap();
+    let properties = &delivery.properties;
+    assert_eq!(*properties.delivery_mode(), Some(2));
+    assert_eq!(
+        properties.content_type().as_ref().map(|c| c.as_str()),
+        Some("application/json")
+    );
+    assert_eq!(
+        properties.message_id().as_ref().map(|c| c.as_str()),
+        Some("m-2")
+    );
+    assert_eq!(delivery.data, envelope("m-2").to_json());
+    let _ = connection.close(200, "done".into()).await;
     bus.close().await;
 }
 
