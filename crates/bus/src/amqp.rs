@@ -51,7 +51,9 @@ const FIRST_DEATH_REASON: &str = "x-first-death-reason";
 /// How to reach RabbitMQ and what to call things there.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AmqpConfig {
-    /// Broker URL, `amqp://user:password@host:port/vhost` (vhost `/` is `%2f`).
+    /// Broker URL, `amqp://user:password@host:port/vhost` (vhost `/` is `%2f`). Add
+    /// `?heartbeat=10` to notice a silently dead connection within about 20 s instead of the
+    /// broker's default 60 s heartbeat.
     pub url: String,
     /// Prefix of every queue and exchange name (see [`Names`]).
     pub prefix: String,
@@ -428,9 +430,16 @@ impl Shared {
         self.check_open(&format!("publish of {}", out.what))?;
         let deadline = Instant::now() + self.config.publish_timeout;
         let mut last = "no confirm yet".to_owned();
+        let mut used = None;
         loop {
-            match tokio::time::timeout_at(deadline, self.try_publish(&out, &mut last)).await {
+            let attempt = self.try_publish(&out, &mut last, &mut used);
+            match tokio::time::timeout_at(deadline, attempt).await {
                 Err(_elapsed) => {
+                    // A confirm that never came suggests a connection that died silently
+                    // (heartbeats notice only later): let the next publish start afresh.
+                    if let Some(link) = used {
+                        self.invalidate(&link);
+                    }
                     return Err(BusError::PublishTimeout {
                         what: out.what,
                         exchange: out.exchange.to_owned(),
@@ -447,8 +456,14 @@ impl Shared {
         }
     }
 
-    async fn try_publish(&self, out: &Outgoing<'_>, last: &mut String) -> Result<(), Failure> {
+    async fn try_publish(
+        &self,
+        out: &Outgoing<'_>,
+        last: &mut String,
+        used: &mut Option<Arc<Link>>,
+    ) -> Result<(), Failure> {
         let link = self.link(last).await.map_err(Failure::Fatal)?;
+        *used = Some(link.clone());
         let options = BasicPublishOptions {
             mandatory: out.mandatory,
             immediate: false,

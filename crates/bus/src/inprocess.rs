@@ -9,7 +9,8 @@
 //!   process after the subscription is dropped, or after a restart.
 //! - A row returned more than `delivery_limit` times is moved to the dead table instead of
 //!   being delivered again, like RabbitMQ's quorum queue delivery limit.
-//! - One subscription at a time is active; the others wait in `next_batch`.
+//! - One subscription at a time is active; the others wait in `next_batch`. That holds
+//!   within one process: one process per file (the embedded default is one process).
 //! - Assignment events go to in-process listeners ([`InProcessBus::subscribe_events`]) and
 //!   are not stored: like a topic exchange with no queue bound, nobody listening means dropped.
 

@@ -21,6 +21,40 @@
 //!   `delivery_limit` returns it is dead-lettered instead.
 //! - Tags carry the generation of the channel they came from: acking a tag from before a
 //!   reconnect does nothing (those deliveries come back), it never touches the new channel.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use switchboard_bus::{Bus, BusError, Envelope, InProcessBus};
+//!
+//! async fn adapter(bus: &dyn Bus, envelope: Envelope) -> Result<(), BusError> {
+//!     bus.publish(&envelope).await?; // only now acknowledge the source (HTTP 200, IMAP seen)
+//!     Ok(())
+//! }
+//!
+//! async fn router(bus: &dyn Bus) -> Result<(), BusError> {
+//!     let mut subscription = bus.subscribe(256).await?;
+//!     loop {
+//!         let batch = subscription.next_batch(128, Duration::from_millis(20)).await?;
+//!         for delivery in &batch {
+//!             match &delivery.envelope {
+//!                 Ok(envelope) => { /* dedup on envelope.id, thread, route, persist */ }
+//!                 Err(why) => subscription.dead_letter(delivery, &why.to_string()).await?,
+//!             }
+//!         }
+//!         // Once the batch's decisions are persisted: one multiple-ack for the batch.
+//!         if let Some(last) = batch.last() {
+//!             subscription.ack_through(last.tag).await?;
+//!         }
+//!     }
+//! }
+//!
+//! # async fn run() -> Result<(), BusError> {
+//! let bus = InProcessBus::open("data/bus.db").await?;
+//! router(&bus).await
+//! # }
+//! ```
+
+#![warn(missing_docs)]
 
 pub mod amqp;
 pub mod backoff;
@@ -36,6 +70,10 @@ pub use backoff::Backoff;
 pub use envelope::{DecodeError, ENVELOPE_VERSION, Envelope, InboundMessage, MAX_ID_LEN};
 pub use error::BusError;
 pub use inprocess::{BusEvent, InProcessBus, InProcessConfig, InProcessSubscription};
+
+// The router holds the bus as `Arc<dyn Bus>`: keep the traits dyn-compatible.
+const _: Option<&dyn Bus> = None;
+const _: Option<&dyn Subscription> = None;
 
 /// Header that carries the reason a message was dead-lettered by Switchboard.
 pub const REASON_HEADER: &str = "x-switchboard-reason";
@@ -64,6 +102,8 @@ pub trait Bus: Send + Sync + 'static {
     async fn health(&self) -> Result<(), BusError>;
 
     /// Closes connections cleanly (shutdown); later calls fail with [`BusError::Closed`].
+    /// Drop subscriptions first: an AMQP subscription has its own connection, closed when it
+    /// is dropped; an in-process one waiting in `next_batch` returns `Closed`.
     async fn close(&self);
 }
 
@@ -74,7 +114,8 @@ pub trait Subscription: Send {
     /// Waits for at least one delivery, then returns up to `max`, waiting at most `linger`
     /// more to fill the batch. Reconnects with backoff when the connection is lost (unacked
     /// deliveries come back redelivered; the router dedups). Cancel-safe: deliveries received
-    /// by a cancelled call are returned by the next one.
+    /// by a cancelled call are returned by the next one. With `prefetch` deliveries unacked
+    /// nothing more can arrive, so ack before asking again.
     async fn next_batch(&mut self, max: usize, linger: Duration)
     -> Result<Vec<Delivery>, BusError>;
 
@@ -85,7 +126,8 @@ pub trait Subscription: Send {
 
     /// Moves one delivery to the dead-letter queue with `reason` attached (header
     /// [`REASON_HEADER`]), then acks it. A delivery from before a reconnect, or one already
-    /// acked, is left alone.
+    /// acked, is left alone. At least once: if the connection is lost between the two steps
+    /// the message comes back and may be dead-lettered twice.
     async fn dead_letter(&mut self, delivery: &Delivery, reason: &str) -> Result<(), BusError>;
 }
 

@@ -4,6 +4,8 @@
 mod support;
 
 use std::collections::BTreeSet;
+
+use futures_util::StreamExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use support::{
-    Cleanup, amqp_config, amqp_url, close_connections_named, envelope, id_of, rabbitmqctl,
+    Cleanup, Proxy, amqp_config, amqp_url, close_connections_named, envelope, id_of, rabbitmqctl,
     ready_count,
 };
 use switchboard_bus::{AmqpBus, AmqpConfig, Bus, BusError, DecodeError, Subscription};
@@ -153,6 +155,43 @@ async fn publish_consume_ack_then_nothing_is_left() {
     assert!(stays_empty(again.as_mut()).await);
     drop(again);
     assert_eq!(ready_count(&bus.names().inbound).await, 0);
+
+    // What a message looks like on the wire: persistent JSON with its id.
+    bus.publish(&envelope("m-2")).await.unwrap();
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    // (basic.get is refused on a single-active-consumer quorum queue: consume instead.)
+    let mut consumer = channel
+        .basic_consume(
+            bus.names().inbound.as_str().into(),
+            "".into(),
+            lapin::options::BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let delivery = tokio::time::timeout(Duration::from_secs(5), consumer.next())
+        .await
+        .expect("m-2 is in the queue")
+        .unwrap()
+        .unwrap();
+    let properties = &delivery.properties;
+    assert_eq!(*properties.delivery_mode(), Some(2));
+    assert_eq!(
+        properties.content_type().as_ref().map(|c| c.as_str()),
+        Some("application/json")
+    );
+    assert_eq!(
+        properties.message_id().as_ref().map(|c| c.as_str()),
+        Some("m-2")
+    );
+    assert_eq!(delivery.data, envelope("m-2").to_json());
+    let _ = connection.close(200, "done".into()).await;
     bus.close().await;
 }
 
@@ -533,7 +572,7 @@ async fn assignment_events_reach_a_queue_bound_to_the_topic_exchange() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_publish_nobody_can_take_is_refused_not_confirmed() {
+async fn a_publish_nobody_can_take_is_refused_and_a_deleted_topology_is_declared_again() {
     let Some(config) = amqp_config("unroutable").await else {
         return;
     };
@@ -554,6 +593,23 @@ async fn a_publish_nobody_can_take_is_refused_not_confirmed() {
     let err = bus.publish(&envelope("lost?")).await.unwrap_err();
     assert!(matches!(err, BusError::Refused { .. }), "{err}");
     assert!(err.to_string().contains("unroutable"), "{err}");
+
+    // With the exchange gone too, the broker closes the publishing channel; the bus
+    // reconnects, declares the topology again and the publish goes through.
+    let connection = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .exchange_delete(
+            bus.names().inbound.as_str().into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    let _ = connection.close(200, "done".into()).await;
+    bus.publish(&envelope("after-repair")).await.unwrap();
+    assert_eq!(ready_count(&bus.names().inbound).await, 1);
     bus.close().await;
 }
 
@@ -582,4 +638,68 @@ async fn an_unreachable_broker_fails_fast_without_showing_the_password() {
         "{text}"
     );
     assert!(!text.contains("s3cret"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_and_consumer_survive_a_broker_restart_and_an_outage_past_the_deadline_errors() {
+    let Some(mut config) = amqp_config("restart").await else {
+        return;
+    };
+    let _cleanup = Cleanup::new(&config);
+    let proxy = Proxy::start(0).await;
+    config.url = proxy.url();
+    config.publish_timeout = Duration::from_secs(2);
+    config.connect_timeout = Duration::from_secs(1);
+    let bus = AmqpBus::connect(config).await.unwrap();
+    let mut sub = bus.subscribe(10).await.unwrap();
+    bus.publish(&envelope("before")).await.unwrap();
+    let got = sub.next_batch(10, Duration::ZERO).await.unwrap();
+    assert_eq!(id_of(&got[0]), "before");
+    sub.ack_through(got[0].tag).await.unwrap();
+
+    // The broker goes away: a publish retries until its deadline, then says why.
+    let port = proxy.stop().await;
+    let started = tokio::time::Instant::now();
+    let err = bus.publish(&envelope("during")).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(matches!(err, BusError::PublishTimeout { .. }), "{err}");
+    assert!(
+        err.to_string().contains("connect to 127.0.0.1"),
+        "the error names the failed reconnect: {err}"
+    );
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    assert!(bus.health().await.is_err());
+
+    // It comes back on the same port while a publish is retrying: the publish goes through,
+    // and the consumer reconnects by itself and receives it.
+    let publishing = tokio::spawn({
+        let bus = bus.clone();
+        async move { bus.publish(&envelope("after")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let proxy = Proxy::start(port).await;
+    publishing.await.unwrap().unwrap();
+    bus.health().await.unwrap();
+    let mut got = Vec::new();
+    while !got.iter().any(|d| id_of(d) == "after") {
+        let batch =
+            tokio::time::timeout(Duration::from_secs(10), sub.next_batch(10, Duration::ZERO))
+                .await
+                .expect("the consumer reconnects")
+                .unwrap();
+        sub.ack_through(batch.last().unwrap().tag).await.unwrap();
+        got.extend(batch);
+    }
+    // The ack of "before" may have been cut off with the connection: then it comes back,
+    // redelivered. The publish that timed out never reached the broker.
+    for d in &got {
+        let id = id_of(d);
+        assert!(id == "after" || (id == "before" && d.redelivered), "{id}");
+    }
+    drop(sub);
+    bus.close().await;
+    proxy.stop().await;
 }

@@ -47,11 +47,19 @@ pub async fn amqp_config(test: &str) -> Option<AmqpConfig> {
         Err(_) => Some("timed out after 3 s".to_owned()),
     };
     if let Some(reason) = reason {
-        let message = format!("SKIPPED: RabbitMQ not reachable at {url}: {reason}");
+        // Where, without the password.
+        let at = match url.parse::<lapin::uri::AMQPUri>() {
+            Ok(uri) => format!("{}:{}", uri.authority.host, uri.authority.port),
+            Err(_) => "SWITCHBOARD_TEST_AMQP_URL (unparsable)".to_owned(),
+        };
+        let message = format!("SKIPPED: RabbitMQ not reachable at {at}: {reason}");
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("{message}");
         }
-        eprintln!("\n=== {message} ===\n");
+        // Straight to the process's stderr: libtest captures eprintln! of passing tests,
+        // and a skip must be seen.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), "\n=== {message} ===\n");
         return None;
     }
     let prefix = unique(test);
@@ -200,4 +208,62 @@ pub fn envelope(id: &str) -> Envelope {
 /// The id of a delivery's envelope (panics on undecodable bodies).
 pub fn id_of(delivery: &switchboard_bus::Delivery) -> String {
     delivery.envelope.as_ref().expect("decodable").id.clone()
+}
+
+/// A TCP proxy in front of the broker, so a test can make "the broker" go away and come back
+/// on the same port without touching the broker that other people share.
+pub struct Proxy {
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Listens on 127.0.0.1:`port` (0: any free port) and forwards to the broker under test.
+    pub async fn start(port: u16) -> Proxy {
+        let uri: lapin::uri::AMQPUri = amqp_url().parse().unwrap();
+        let upstream = format!("{}:{}", uri.authority.host, uri.authority.port);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    break;
+                };
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+            }
+            // Dropping the set aborts every forwarded connection (on stop, below).
+        });
+        Proxy { port, task }
+    }
+
+    /// The broker URL through this proxy.
+    pub fn url(&self) -> String {
+        let mut uri: lapin::uri::AMQPUri = amqp_url().parse().unwrap();
+        format!(
+            "amqp://{}:{}@127.0.0.1:{}/{}",
+            uri.authority.userinfo.username,
+            std::mem::take(&mut uri.authority.userinfo.password),
+            self.port,
+            if uri.vhost == "/" {
+                "%2f".to_owned()
+            } else {
+                uri.vhost
+            }
+        )
+    }
+
+    /// Stops listening and cuts every forwarded connection, like a broker going down.
+    pub async fn stop(self) -> u16 {
+        self.task.abort();
+        let _ = self.task.await;
+        self.port
+    }
 }
