@@ -21,7 +21,8 @@ pub fn init_logging(loaded: &Loaded) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&loaded.config.log.level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match loaded.config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Human => builder.try_init(),

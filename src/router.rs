@@ -589,35 +589,39 @@ impl RouterTask {
         // router persisted, not from what it loaded at start-up.
         let mut fresh = true;
         loop {
-            let sleep_for = {
-                let router = self.shared.lock().await;
-                router
-                    .engine
-                    .next_timer()
-                    .map_or(Duration::from_secs(1), |t| {
-                        t.since(now()).min(Duration::from_secs(1))
-                    })
+            // The batch future lives across timer ticks: cancelling it in the middle of a
+            // reconnect would start the reconnect over at every tick.
+            let mut next = sub.next_batch(cfg.router.batch_size, cfg.router.batch_linger);
+            let batch = loop {
+                let sleep_for = {
+                    let router = self.shared.lock().await;
+                    router
+                        .engine
+                        .next_timer()
+                        .map_or(Duration::from_secs(1), |t| {
+                            t.since(now()).min(Duration::from_secs(1))
+                        })
+                };
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => return Ok(()),
+                    batch = &mut next => break batch?,
+                    _ = tokio::time::sleep(sleep_for) => {
+                        let mut router = self.shared.lock().await;
+                        let batch = router.tick(now());
+                        if !batch.is_empty() {
+                            self.store.commit(&batch).await?;
+                        }
+                    }
+                }
             };
-            tokio::select! {
-                _ = self.shutdown.cancelled() => return Ok(()),
-                batch = sub.next_batch(cfg.router.batch_size, cfg.router.batch_linger) => {
-                    let batch = batch?;
-                    if batch.is_empty() {
-                        continue;
-                    }
-                    if std::mem::take(&mut fresh) {
-                        self.reload().await?;
-                    }
-                    self.step(sub.as_mut(), batch).await?;
-                }
-                _ = tokio::time::sleep(sleep_for) => {
-                    let mut router = self.shared.lock().await;
-                    let batch = router.tick(now());
-                    if !batch.is_empty() {
-                        self.store.commit(&batch).await?;
-                    }
-                }
+            drop(next);
+            if batch.is_empty() {
+                continue;
             }
+            if std::mem::take(&mut fresh) {
+                self.reload().await?;
+            }
+            self.step(sub.as_mut(), batch).await?;
         }
     }
 

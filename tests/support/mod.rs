@@ -185,7 +185,11 @@ impl Daemon {
             .arg("--config")
             .arg(config)
             .env("SWITCHBOARD__SERVER__LISTEN", "127.0.0.1:0")
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("SWITCHBOARD_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in &setup.env {
@@ -305,6 +309,17 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows the end of the daemon's log.
+        if std::thread::panicking()
+            && let Some(log) = self.stderr.take().and_then(|h| h.join().ok())
+        {
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!("--- switchboard log (last {} lines) ---", tail.len());
+            for line in tail {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
