@@ -3,7 +3,9 @@
 //!
 //! Modules:
 //! - [`config`]: the configuration file, environment overrides and their validation;
-//! - [`cli`]: the command line.
+//! - [`cli`]: the command line;
+//! - [`simulate`]: the `simulate` command, around `switchboard-sim`.
 
 pub mod cli;
 pub mod config;
+pub mod simulate;
