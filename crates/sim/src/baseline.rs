@@ -398,6 +398,11 @@ impl Baseline<'_> {
                     c.state = State::Inbox { agent };
                     self.agents[agent].inbox.push(contact);
                     self.start_work(now, agent);
+                    // Pushed to an agent who cannot work on it yet: it queues in the inbox.
+                    let c = self.contacts.get_mut(&contact).expect("opened contact");
+                    if c.state == (State::Inbox { agent }) {
+                        c.queued = Some(true);
+                    }
                 } else {
                     self.requeue(now, contact, agent);
                     self.pull(now, agent);

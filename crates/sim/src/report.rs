@@ -4,7 +4,8 @@
 //! Definitions (the same for the engine and the baseline):
 //! - answered: an agent took the contact (accepted it; for the baseline, started on it);
 //! - wait: arrival to answer; P(wait): share of answered contacts that found no agent
-//!   free when they arrived (their first offer, or delivery, came later);
+//!   free when they arrived (their first offer came later; for the baseline, their first
+//!   delivery came later or they sat in the agent's inbox);
 //!   ASA: mean wait of answered contacts; percentiles and max over answered contacts;
 //! - service level: contacts answered within their target over all contacts that arrived
 //!   (abandoned and never-answered contacts count as misses);

@@ -397,7 +397,13 @@ pub fn load(file: &Path) -> Result<Model, SimError> {
         file: file.to_owned(),
         source,
     })?;
-    let parsed: ScenarioFile = toml::from_str(&text).map_err(|e| SimError::Parse {
+    parse(&text, file)
+}
+
+/// Parses and validates scenario text; `file` names it in errors and anchors the replay
+/// file's relative path.
+pub fn parse(text: &str, file: &Path) -> Result<Model, SimError> {
+    let parsed: ScenarioFile = toml::from_str(text).map_err(|e| SimError::Parse {
         file: file.to_owned(),
         reason: e.to_string(),
     })?;
