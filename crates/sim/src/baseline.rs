@@ -475,3 +475,42 @@ impl Baseline<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use switchboard_core::{Channel, QueueId, Urgency};
+
+    use super::*;
+    use crate::driver::tests::{call, voice_team};
+    use crate::stats::group_of;
+
+    #[test]
+    fn the_prefetch_pushes_work_to_a_busy_agent_while_another_is_idle() {
+        // Two agents with prefetch 2. Call A (long) goes to agent 1, call B (short) to
+        // agent 2, round-robin. Call C comes when agent 2 is free again, but round-robin
+        // pushes it to agent 1, who has credit left and is on a call: C waits in their
+        // inbox until A and its wrap-up are over, at 90 s.
+        let model = voice_team(2, r#"{ start = "0s", end = "4h" }"#, 2);
+        let calls = vec![call(0, 60, None), call(1, 5, None), call(50, 60, None)];
+        let g = group_of(QueueId(0), Channel::Voice, Urgency::Normal);
+        let rec = Recorder::new(1, 2, 0);
+        let rec = run_baseline(&model, calls.clone().into_iter(), 0, rec).unwrap();
+        assert_eq!(rec.groups[g].waits, vec![0, 0, 40_000]);
+        assert_eq!(rec.groups[g].waited, 1, "C sat in an inbox");
+        // The engine offers C to the free agent at once.
+        let rec = Recorder::new(1, 2, 0);
+        let rec = crate::driver::run_engine(&model, calls.into_iter(), 0, rec).unwrap();
+        assert_eq!(rec.groups[g].waits, vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn with_prefetch_one_it_is_a_plain_fifo_queue() {
+        let model = voice_team(1, r#"{ start = "0s", end = "4h" }"#, 1);
+        let calls = vec![call(0, 60, None), call(1, 60, None), call(2, 60, Some(5))];
+        let g = group_of(QueueId(0), Channel::Voice, Urgency::Normal);
+        let rec = run_baseline(&model, calls.into_iter(), 0, Recorder::new(1, 1, 0)).unwrap();
+        // The second call waits for the first and its wrap-up; the third leaves.
+        assert_eq!(rec.groups[g].waits, vec![0, 89_000]);
+        assert_eq!(rec.groups[g].abandoned, 1);
+    }
+}

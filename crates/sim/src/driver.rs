@@ -391,3 +391,90 @@ impl Driver<'_> {
         self.out = out;
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::Path;
+
+    use switchboard_core::{Channel, QueueId, SkillSet, Urgency};
+
+    use super::*;
+    use crate::scenario;
+
+    /// `agents` voice agents with the given shift; offers accepted at once.
+    pub(crate) fn voice_team(agents: u32, shift: &str, prefetch: u16) -> Model {
+        let text = format!(
+            r#"
+[simulation]
+duration = "4h"
+[channels.voice]
+wrap_up = "30s"
+[handling]
+voice = {{ dist = "constant", value = "1m" }}
+[[arrivals]]
+queue = "default"
+channel = "voice"
+rates = [{{ from = "0h", per_hour = 0 }}]
+[baseline]
+prefetch = {prefetch}
+[[agents]]
+name = "a"
+count = {agents}
+caps = {{ voice = 1, chat = 1 }}
+shifts = [{shift}]
+"#
+        );
+        scenario::parse(&text, Path::new("test.toml")).unwrap()
+    }
+
+    pub(crate) fn call(at_s: u64, handle_s: u64, patience_s: Option<u64>) -> Arrival {
+        Arrival {
+            at: at_s * 1000,
+            queue: QueueId(0),
+            channel: Channel::Voice,
+            urgency: Urgency::Normal,
+            required: SkillSet::EMPTY,
+            handle_ms: handle_s * 1000,
+            patience_ms: patience_s.map(|p| p * 1000),
+        }
+    }
+
+    fn run(model: &Model, calls: Vec<Arrival>) -> Recorder {
+        let rec = Recorder::new(1, model.agents.len(), 0);
+        run_engine(model, calls.into_iter(), 0, rec).unwrap()
+    }
+
+    #[test]
+    fn wrap_up_holds_the_slot_and_waits_are_measured_from_arrival() {
+        let model = voice_team(1, r#"{ start = "0s", end = "4h" }"#, 1);
+        // The second call waits for 60 s of handling and 30 s of wrap-up, less its 1 s.
+        let rec = run(&model, vec![call(0, 60, None), call(1, 60, None)]);
+        let g = &rec.groups[crate::stats::group_of(QueueId(0), Channel::Voice, Urgency::Normal)];
+        assert_eq!(g.answered, 2);
+        assert_eq!(g.waits, vec![0, 89_000]);
+        assert_eq!(g.waited, 1);
+        assert_eq!(rec.agents[0].handled, 2);
+        // Busy from 0 to 180 s (two calls of 60 s, each with 30 s of wrap-up).
+        assert_eq!(rec.agents[0].busy_ms, 180_000);
+    }
+
+    #[test]
+    fn an_impatient_customer_leaves_and_is_counted() {
+        let model = voice_team(1, r#"{ start = "0s", end = "4h" }"#, 1);
+        let rec = run(&model, vec![call(0, 60, None), call(1, 60, Some(10))]);
+        let g = &rec.groups[crate::stats::group_of(QueueId(0), Channel::Voice, Urgency::Normal)];
+        assert_eq!((g.contacts, g.answered, g.abandoned), (2, 1, 1));
+        assert_eq!(rec.agents[0].handled, 1);
+    }
+
+    #[test]
+    fn work_waits_for_the_shift_and_is_lost_when_nobody_comes() {
+        let model = voice_team(1, r#"{ start = "1h", end = "2h" }"#, 1);
+        let rec = run(&model, vec![call(0, 60, None), call(3 * 3600, 60, None)]);
+        let g = &rec.groups[crate::stats::group_of(QueueId(0), Channel::Voice, Urgency::Normal)];
+        assert_eq!(g.waits, vec![3_600_000]);
+        assert_eq!((g.answered, g.unanswered), (1, 1));
+        // Logged in for the shift only: one hour.
+        assert_eq!(rec.agents[0].logged_ms, 3_600_000);
+    }
+}
