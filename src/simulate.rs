@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use switchboard_sim::mmc::{MmcParams, run_mmc};
-use switchboard_sim::report::compare_table;
+use switchboard_sim::report::{compare_json, compare_table};
 use switchboard_sim::{Report, Router, SimError, plot, scenario};
 
 /// Run the routing engine in virtual time on a scenario (what-if staffing, replay, the
@@ -134,9 +134,8 @@ fn run(args: SimulateArgs) -> Result<String, SimError> {
     Ok(if args.json {
         match reports.as_slice() {
             [one] => pretty(&one.json()),
-            _ => pretty(&serde_json::json!({
-                "runs": reports.iter().map(Report::json).collect::<Vec<_>>()
-            })),
+            [x, y] => pretty(&compare_json(x, y)),
+            _ => unreachable!("one or two runs"),
         }
     } else {
         let mut s = String::new();

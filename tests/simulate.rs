@@ -93,6 +93,26 @@ fn a_scenario_against_the_baseline_gives_tables_json_and_a_plot() {
     assert!(total["service_level"].as_f64().unwrap() > 0.0);
     assert!(total["service_level_ci95"].as_f64().is_some());
     assert!(v["queues"].as_array().unwrap().len() > 3);
+
+    let (code, out, err) = run(&[
+        "simulate",
+        file.to_str().unwrap(),
+        "--compare",
+        file.to_str().unwrap(),
+        "--replications",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["runs"].as_array().unwrap().len(), 2);
+    // A scenario against itself on the same arrivals: every difference is zero.
+    let diffs = v["differences"].as_array().unwrap();
+    assert!(diffs.len() > 3);
+    for d in diffs {
+        assert_eq!(d["service_level"].as_f64(), Some(0.0), "{d}");
+        assert_eq!(d["abandoned"].as_f64(), Some(0.0), "{d}");
+    }
 }
 
 #[test]

@@ -494,6 +494,37 @@ fn secs(s: f64) -> String {
     }
 }
 
+/// The rows of two reports matched by (queue, channel, urgency), the totals last.
+fn paired(a: &Report, b: &Report) -> Vec<(Option<Row>, Option<Row>)> {
+    let key = |r: &Row| (r.queue.clone(), r.channel, r.urgency);
+    let mut keys: Vec<_> = a.rows.iter().map(key).collect();
+    for r in &b.rows {
+        if !keys.contains(&key(r)) {
+            keys.push(key(r));
+        }
+    }
+    let find = |rep: &Report, k: &(String, Option<Channel>, Option<Urgency>)| {
+        rep.rows.iter().find(|r| key(r) == *k).cloned()
+    };
+    let mut lines: Vec<(Option<Row>, Option<Row>)> =
+        keys.iter().map(|k| (find(a, k), find(b, k))).collect();
+    lines.push((Some(a.total.clone()), Some(b.total.clone())));
+    lines
+}
+
+/// The figures compared side by side.
+const COMPARED: [&str; 5] = [
+    "service_level",
+    "asa_seconds",
+    "p90_wait_seconds",
+    "abandoned",
+    "occupancy",
+];
+
+fn figure(r: &Option<Row>, f: &str) -> f64 {
+    r.as_ref().map_or(f64::NAN, |r| r.get(f).mean)
+}
+
 /// Two reports side by side: for every row of either, the key figures of each and their
 /// difference (B − A).
 pub fn compare_table(a: &Report, b: &Report) -> String {
@@ -511,25 +542,10 @@ pub fn compare_table(a: &Report, b: &Report) -> String {
         "p90 wait s A → B",
         "abandoned A → B"
     );
-    let key = |r: &Row| (r.queue.clone(), r.channel, r.urgency);
-    let mut keys: Vec<_> = a.rows.iter().map(key).collect();
-    for r in &b.rows {
-        if !keys.contains(&key(r)) {
-            keys.push(key(r));
-        }
-    }
-    let find = |rep: &Report, k: &(String, Option<Channel>, Option<Urgency>)| {
-        rep.rows.iter().find(|r| key(r) == *k).cloned()
-    };
-    let mut lines: Vec<(Option<Row>, Option<Row>)> =
-        keys.iter().map(|k| (find(a, k), find(b, k))).collect();
-    lines.push((Some(a.total.clone()), Some(b.total.clone())));
-    for (ra, rb) in lines {
+    for (ra, rb) in paired(a, b) {
         let any = ra.as_ref().or(rb.as_ref()).expect("one side has the row");
-        let fig =
-            |r: &Option<Row>, f: &str, k: f64| r.as_ref().map_or(f64::NAN, |r| k * r.get(f).mean);
         let cell = |f: &str, k: f64, d: usize| {
-            let (x, y) = (fig(&ra, f, k), fig(&rb, f, k));
+            let (x, y) = (k * figure(&ra, f), k * figure(&rb, f));
             format!("{x:.d$} → {y:.d$} ({:+.d$})", y - x)
         };
         let _ = writeln!(
@@ -545,6 +561,32 @@ pub fn compare_table(a: &Report, b: &Report) -> String {
         );
     }
     s
+}
+
+/// Two reports as JSON: both in full under `runs`, and under `differences` the key figures
+/// of every row as B − A.
+pub fn compare_json(a: &Report, b: &Report) -> Value {
+    let num = |x: f64| if x.is_finite() { json!(x) } else { Value::Null };
+    let differences: Vec<Value> = paired(a, b)
+        .into_iter()
+        .map(|(ra, rb)| {
+            let any = ra.as_ref().or(rb.as_ref()).expect("one side has the row");
+            let mut m = Map::new();
+            m.insert("queue".into(), json!(any.queue));
+            m.insert("channel".into(), json!(any.channel.map(|c| c.as_str())));
+            m.insert("urgency".into(), json!(any.urgency.map(|u| u.as_str())));
+            for f in COMPARED {
+                m.insert(f.into(), num(figure(&rb, f) - figure(&ra, f)));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    json!({
+        "a": format!("{} ({})", a.scenario, a.policy),
+        "b": format!("{} ({})", b.scenario, b.policy),
+        "runs": [a.json(), b.json()],
+        "differences": differences,
+    })
 }
 
 #[cfg(test)]
