@@ -17,11 +17,18 @@
 //! | `skills` | required skills separated by `;` or spaces; may be empty |
 //! | `handling` | seconds of handling if known; empty: drawn from `handling.<channel>` |
 //! | `patience` | seconds the customer would wait if known; empty: drawn from `patience.<channel>` (never leaves if that is not set) |
+//!
+//! [`replay_from_audit`] turns an audit log (what went into the engine and what came out)
+//! into these rows and [`write_replay`] writes them: the store's export command, when the
+//! store lands, is those two calls over its log.
 
 use std::path::Path;
 
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
-use switchboard_core::{Channel, QueueId, SkillId, SkillSet, Urgency};
+use switchboard_core::{
+    Channel, ContactId, Decision, Event, QueueId, SkillId, SkillSet, Time, Urgency,
+};
 
 use crate::SimError;
 use crate::dist::{self, Dist, SimRng};
@@ -129,6 +136,99 @@ pub fn read_replay(
     }
     rows.sort_by_key(|r| r.at);
     Ok(rows)
+}
+
+/// One entry of an audit log: an input the engine took, or a decision it made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuditEntry {
+    Event(Event),
+    Decision(Decision),
+}
+
+/// The contacts of an audit log as replay rows, in arrival order: each arrival with its
+/// attributes; the handling time where the log shows both the assignment and the start of
+/// wrap-up; the patience where the customer left (they waited exactly that long). An
+/// answered customer's patience is unknown (only that it exceeded their wait), so it is
+/// left out and drawn from the scenario.
+pub fn replay_from_audit(entries: impl IntoIterator<Item = (Time, AuditEntry)>) -> Vec<ReplayRow> {
+    let mut rows: Vec<ReplayRow> = Vec::new();
+    let mut index: FxHashMap<ContactId, (usize, Option<Time>)> = FxHashMap::default();
+    for (at, entry) in entries {
+        match entry {
+            AuditEntry::Event(Event::Arrive(c)) => {
+                index.insert(c.id, (rows.len(), None));
+                rows.push(ReplayRow {
+                    at: c.arrived_at.as_millis(),
+                    queue: c.queue,
+                    channel: c.channel,
+                    urgency: c.urgency,
+                    required: c.required,
+                    handle_ms: None,
+                    patience_ms: None,
+                });
+            }
+            AuditEntry::Decision(Decision::Assigned { contact, .. }) => {
+                if let Some((_, assigned)) = index.get_mut(&contact) {
+                    assigned.get_or_insert(at);
+                }
+            }
+            AuditEntry::Decision(Decision::WrapUpStarted { contact, .. }) => {
+                if let Some(&(i, Some(assigned))) = index.get(&contact) {
+                    rows[i]
+                        .handle_ms
+                        .get_or_insert(at.since(assigned).as_millis() as u64);
+                }
+            }
+            AuditEntry::Decision(Decision::Abandoned { contact, waited }) => {
+                if let Some(&(i, _)) = index.get(&contact) {
+                    rows[i].patience_ms = Some(waited.as_millis() as u64);
+                }
+            }
+            AuditEntry::Event(_) | AuditEntry::Decision(_) => {}
+        }
+    }
+    rows.sort_by_key(|r| r.at);
+    rows
+}
+
+/// Writes replay rows as a CSV file in the format above, naming queues and skills as
+/// `model` does.
+pub fn write_replay(rows: &[ReplayRow], model: &Model, path: &Path) -> Result<(), SimError> {
+    let fail = |reason: String| SimError::Replay {
+        file: path.to_owned(),
+        line: 0,
+        reason,
+    };
+    let secs = |ms: u64| format!("{}.{:03}", ms / 1000, ms % 1000);
+    let mut w = csv::Writer::from_path(path).map_err(|e| fail(e.to_string()))?;
+    w.write_record([
+        "arrived_at",
+        "channel",
+        "queue",
+        "urgency",
+        "skills",
+        "handling",
+        "patience",
+    ])
+    .map_err(|e| fail(e.to_string()))?;
+    for r in rows {
+        let skills: Vec<&str> = r
+            .required
+            .iter()
+            .map(|s| model.skills[s.0 as usize].as_str())
+            .collect();
+        w.write_record([
+            secs(r.at),
+            r.channel.to_string(),
+            model.policy.queues[r.queue.0 as usize].name.clone(),
+            r.urgency.to_string(),
+            skills.join(";"),
+            r.handle_ms.map(secs).unwrap_or_default(),
+            r.patience_ms.map(secs).unwrap_or_default(),
+        ])
+        .map_err(|e| fail(e.to_string()))?;
+    }
+    w.flush().map_err(|e| fail(e.to_string()))
 }
 
 // Generator streams: one per arrival stream for times and one for handling and patience,

@@ -14,7 +14,7 @@ use switchboard_core::{
 };
 
 use crate::SimError;
-use crate::arrivals::Arrival;
+use crate::arrivals::{Arrival, AuditEntry};
 use crate::dist::{self, SimRng};
 use crate::scenario::Model;
 use crate::stats::{Recorder, group_of};
@@ -91,6 +91,18 @@ pub fn run_engine(
     replication: u64,
     rec: Recorder,
 ) -> Result<Recorder, SimError> {
+    run_engine_logged(model, arrivals, replication, rec, None)
+}
+
+/// [`run_engine`], also appending to `log` every arrival fed to the engine and every
+/// decision it made, with its instant: the audit log the daemon's store will keep.
+pub fn run_engine_logged(
+    model: &Model,
+    arrivals: impl Iterator<Item = Arrival>,
+    replication: u64,
+    rec: Recorder,
+    log: Option<&mut Vec<(Time, AuditEntry)>>,
+) -> Result<Recorder, SimError> {
     let engine = Engine::new(model.policy.clone()).map_err(|e| SimError::Engine(e.to_string()))?;
     let mut d = Driver {
         model,
@@ -102,12 +114,13 @@ pub fn run_engine(
         rec,
         out: Vec::new(),
         unanswered: 0,
+        log,
     };
     d.run(arrivals)?;
     Ok(d.rec)
 }
 
-struct Driver<'m> {
+struct Driver<'m, 'l> {
     model: &'m Model,
     engine: Engine,
     agenda: Agenda<Ev>,
@@ -118,9 +131,10 @@ struct Driver<'m> {
     out: Vec<Decision>,
     /// Contacts arrived and not yet answered or abandoned.
     unanswered: u32,
+    log: Option<&'l mut Vec<(Time, AuditEntry)>>,
 }
 
-impl Driver<'_> {
+impl Driver<'_, '_> {
     fn run(&mut self, arrivals: impl Iterator<Item = Arrival>) -> Result<(), SimError> {
         for (i, a) in self.model.agents.iter().enumerate() {
             let agent = AgentId(i as u32);
@@ -214,6 +228,12 @@ impl Driver<'_> {
             },
         );
         self.unanswered += 1;
+        if let Some(log) = self.log.as_deref_mut() {
+            log.push((
+                Time::from_millis(now),
+                AuditEntry::Event(Event::Arrive(new.clone())),
+            ));
+        }
         self.handle(now, Event::Arrive(new))
     }
 
@@ -293,6 +313,10 @@ impl Driver<'_> {
     /// Plays the agents' and customers' side of the engine's decisions.
     fn absorb(&mut self, now: u64) {
         let mut out = std::mem::take(&mut self.out);
+        if let Some(log) = self.log.as_deref_mut() {
+            let at = Time::from_millis(now);
+            log.extend(out.iter().map(|d| (at, AuditEntry::Decision(d.clone()))));
+        }
         for d in out.drain(..) {
             match d {
                 Decision::Offered {

@@ -194,3 +194,53 @@ fn a_what_if_sees_the_same_contacts_as_its_base() {
         assert_eq!(a, b);
     }
 }
+
+#[test]
+fn an_audit_log_becomes_a_replay_of_the_same_contacts() {
+    use switchboard_sim::arrivals::{generate, replay_from_audit, write_replay};
+    use switchboard_sim::driver::run_engine_logged;
+    use switchboard_sim::stats::Recorder;
+
+    // A run of the engine stands in for a day of the daemon: its audit log, exported.
+    let model = example("replay.toml");
+    let original = generate(&model, 0);
+    let mut log = Vec::new();
+    let rec = Recorder::new(model.policy.queues.len(), model.agents.len(), 0);
+    let rec =
+        run_engine_logged(&model, original.clone().into_iter(), 0, rec, Some(&mut log)).unwrap();
+    let rows = replay_from_audit(log);
+    assert_eq!(rows.len(), original.len());
+    let dir = std::env::temp_dir().join(format!("switchboard-sim-export-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    write_replay(&rows, &model, &dir.join("exported.csv")).unwrap();
+
+    // The same scenario, replaying the export instead of the shipped file.
+    let text = std::fs::read_to_string(examples().join("replay.toml"))
+        .unwrap()
+        .replace("file = \"replay-tuesday.csv\"", "file = \"exported.csv\"");
+    let replayed = scenario::parse(&text, &dir.join("replayed.toml")).unwrap();
+    let again = generate(&replayed, 0);
+    assert_eq!(again.len(), original.len());
+    let attributes =
+        |a: &switchboard_sim::arrivals::Arrival| (a.at, a.queue, a.channel, a.urgency, a.required);
+    let abandoned: u64 = rec.groups.iter().map(|g| g.abandoned).sum();
+    let (mut handled, mut left) = (0, 0);
+    for ((row, a), b) in rows.iter().zip(&original).zip(&again) {
+        assert_eq!(attributes(a), attributes(b));
+        // What the log knows comes back exactly.
+        if let Some(h) = row.handle_ms {
+            assert_eq!((h, b.handle_ms), (a.handle_ms, a.handle_ms));
+            handled += 1;
+        }
+        if let Some(p) = row.patience_ms {
+            assert_eq!((Some(p), b.patience_ms), (a.patience_ms, a.patience_ms));
+            left += 1;
+        }
+    }
+    assert_eq!(left, abandoned, "every abandonment gives its patience");
+    assert_eq!(
+        handled + abandoned,
+        rows.len() as u64,
+        "every other contact its handling"
+    );
+}
