@@ -16,7 +16,7 @@
 //! - [`plot`]: SVG pictures of waiting contacts and service level over the day.
 //!
 //! ```no_run
-//! let model = switchboard_sim::scenario::load("config/scenarios/whatif-staffing.toml".as_ref())?;
+//! let model = switchboard_sim::scenario::load("config/scenarios/centre.toml".as_ref())?;
 //! let report = switchboard_sim::run(&model, switchboard_sim::Router::Engine)?;
 //! println!("{}", report.table());
 //! # Ok::<(), switchboard_sim::SimError>(())

@@ -93,7 +93,8 @@ struct RowRun {
     occupancy: f64,
 }
 
-const ROW_FIELDS: [&str; 13] = [
+/// The figures of a row, by their JSON names.
+pub const ROW_FIELDS: [&str; 13] = [
     "contacts",
     "answered",
     "abandoned",
