@@ -31,6 +31,9 @@ pub enum Command {
         /// The configuration file.
         file: PathBuf,
     },
+    /// Run the routing engine in virtual time: what-if staffing, replay, the work-queue
+    /// baseline, or the M/M/c check against Erlang C.
+    Simulate(crate::simulate::SimulateArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -87,5 +90,6 @@ pub fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Simulate(args) => crate::simulate::main(args),
     }
 }

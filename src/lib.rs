@@ -8,6 +8,7 @@
 //! - [`router`]: the router loop: consume, thread, classify, route, persist, then ack;
 //! - [`api`]: the HTTP API (health, readiness, ingest, contact view);
 //! - [`daemon`]: `switchboard run`, wiring and shutdown;
+//! - [`simulate`]: the `simulate` command, around `switchboard-sim`;
 //! - [`cli`]: the command line.
 
 pub mod api;
@@ -17,3 +18,4 @@ pub mod config;
 pub mod daemon;
 pub mod names;
 pub mod router;
+pub mod simulate;
