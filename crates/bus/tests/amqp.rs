@@ -703,3 +703,26 @@ async fn publisher_and_consumer_survive_a_broker_restart_and_an_outage_past_the_
     bus.close().await;
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn a_broker_that_accepts_but_never_answers_times_out() {
+    // Accepts TCP connections and holds them without a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut config = AmqpConfig::new(format!("amqp://guest:guest@127.0.0.1:{port}/%2f"));
+    config.connect_timeout = Duration::from_millis(500);
+    let started = tokio::time::Instant::now();
+    let err = AmqpBus::connect(config).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        err.to_string(),
+        format!("amqp: connect to 127.0.0.1:{port} failed: timed out after 500ms")
+    );
+    holder.abort();
+}
