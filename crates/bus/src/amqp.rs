@@ -215,6 +215,21 @@ impl Shared {
         }
     }
 
+    /// Runs one connection step (connect, declare, open a consumer) within the connect
+    /// timeout, so a broker that accepts TCP but never answers cannot hang a reconnect.
+    async fn within_connect_timeout<T>(
+        &self,
+        step: impl Future<Output = Result<T, BusError>>,
+    ) -> Result<T, BusError> {
+        match tokio::time::timeout(self.config.connect_timeout, step).await {
+            Ok(result) => result,
+            Err(_) => Err(BusError::Connect {
+                endpoint: self.endpoint.clone(),
+                source: format!("timed out after {:?}", self.config.connect_timeout).into(),
+            }),
+        }
+    }
+
     /// Opens a connection and a channel, and declares the topology on it.
     async fn open_channel(&self, role: &str) -> Result<(Connection, Channel), BusError> {
         let connect_error = |source: Source| BusError::Connect {
@@ -224,20 +239,9 @@ impl Shared {
         let properties = ConnectionProperties::default().with_connection_name(LongString::from(
             format!("{} {role}", self.config.connection_name),
         ));
-        let connection = match tokio::time::timeout(
-            self.config.connect_timeout,
-            Connection::connect(&self.config.url, properties),
-        )
-        .await
-        {
-            Err(_) => {
-                return Err(connect_error(
-                    format!("timed out after {:?}", self.config.connect_timeout).into(),
-                ));
-            }
-            Ok(Err(e)) => return Err(connect_error(boxed(e))),
-            Ok(Ok(connection)) => connection,
-        };
+        let connection = Connection::connect(&self.config.url, properties)
+            .await
+            .map_err(|e| connect_error(boxed(e)))?;
         let channel = connection
             .create_channel()
             .await
@@ -357,11 +361,16 @@ impl Shared {
     }
 
     async fn open_link(&self) -> Result<Arc<Link>, BusError> {
-        let (connection, channel) = self.open_channel("publisher").await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| self.amqp_error("confirm.select", e))?;
+        let (connection, channel) = self
+            .within_connect_timeout(async {
+                let (connection, channel) = self.open_channel("publisher").await?;
+                channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await
+                    .map_err(|e| self.amqp_error("confirm.select", e))?;
+                Ok((connection, channel))
+            })
+            .await?;
         Ok(Arc::new(Link {
             generation: self.next_generation(),
             connection,
@@ -772,27 +781,28 @@ impl fmt::Debug for AmqpSubscription {
 impl AmqpSubscription {
     /// Opens the consumer connection once.
     async fn open(&mut self) -> Result<(), BusError> {
-        let (connection, channel) = self.shared.open_channel("consumer").await?;
-        let queue = &self.shared.names.inbound;
-        channel
-            .basic_qos(self.prefetch, BasicQosOptions { global: false })
-            .await
-            .map_err(|e| {
-                self.shared
-                    .amqp_error(format!("basic.qos {}", self.prefetch), e)
-            })?;
-        let consumer = channel
-            .basic_consume(
-                queue.as_str().into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| {
-                self.shared
-                    .amqp_error(format!("basic.consume from {queue}"), e)
-            })?;
+        let shared = &self.shared;
+        let queue = &shared.names.inbound;
+        let prefetch = self.prefetch;
+        let (connection, channel, consumer) = shared
+            .within_connect_timeout(async {
+                let (connection, channel) = shared.open_channel("consumer").await?;
+                channel
+                    .basic_qos(prefetch, BasicQosOptions { global: false })
+                    .await
+                    .map_err(|e| shared.amqp_error(format!("basic.qos {prefetch}"), e))?;
+                let consumer = channel
+                    .basic_consume(
+                        queue.as_str().into(),
+                        "".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(|e| shared.amqp_error(format!("basic.consume from {queue}"), e))?;
+                Ok((connection, channel, consumer))
+            })
+            .await?;
         let generation = self.shared.next_generation();
         self.outstanding.reset(Some(generation));
         info!(queue = %queue, generation, consumer_tag = %consumer.tag(), "amqp: consuming");

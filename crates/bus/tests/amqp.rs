@@ -703,3 +703,73 @@ async fn publisher_and_consumer_survive_a_broker_restart_and_an_outage_past_the_
     bus.close().await;
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn a_broker_that_accepts_but_never_answers_times_out() {
+    // Accepts TCP connections and holds them without a word.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut config = AmqpConfig::new(format!("amqp://guest:guest@127.0.0.1:{port}/%2f"));
+    config.connect_timeout = Duration::from_millis(500);
+    let started = tokio::time::Instant::now();
+    let err = AmqpBus::connect(config).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(
+        err.to_string(),
+        format!("amqp: connect to 127.0.0.1:{port} failed: timed out after 500ms")
+    );
+    holder.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_from_before_a_consumer_reconnect_is_never_sent_on_the_new_channel() {
+    let Some(config) = amqp_config("stale").await else {
+        return;
+    };
+    let _cleanup = Cleanup::new(&config);
+    let name = config.connection_name.clone();
+    let bus = AmqpBus::connect(config).await.unwrap();
+    bus.publish(&envelope("t-1")).await.unwrap();
+    bus.publish(&envelope("t-2")).await.unwrap();
+    let mut sub = bus.subscribe(10).await.unwrap();
+    let mut before = Vec::new();
+    while before.len() < 2 {
+        before.extend(
+            sub.next_batch(10, Duration::from_millis(100))
+                .await
+                .unwrap(),
+        );
+    }
+
+    let closed = tokio::task::spawn_blocking({
+        let name = format!("{name} consumer");
+        move || close_connections_named(&name)
+    })
+    .await
+    .unwrap();
+    assert_eq!(closed, 1);
+    let mut after = Vec::new();
+    while after.len() < 2 {
+        after.extend(
+            sub.next_batch(10, Duration::from_millis(100))
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(after.iter().all(|d| d.redelivered));
+    // Same tag numbers on the new channel, other generation.
+    assert_eq!(before[1].tag.value(), after[1].tag.value());
+    assert_ne!(before[1].tag.generation(), after[1].tag.generation());
+
+    // Sent on the new channel, the old tag would ack both redeliveries.
+    sub.ack_through(before[1].tag).await.unwrap();
+    drop(sub);
+    assert_eq!(ready_count(&bus.names().inbound).await, 2);
+    bus.close().await;
+}
