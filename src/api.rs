@@ -38,6 +38,8 @@ pub struct AppState {
     pub ingest_slots: Arc<Semaphore>,
     /// Set once state is loaded and the router runs.
     pub ready: Arc<AtomicBool>,
+    /// Whether this process's router leads or stands by.
+    pub leading: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -102,8 +104,14 @@ async fn readyz(State(s): State<AppState>) -> Response {
     let loaded = s.ready.load(Ordering::Acquire);
     let bus = s.bus.health().await.map_err(|e| e.to_string());
     let store = s.store.health().await.map_err(|e| e.to_string());
+    let role = if s.leading.load(Ordering::Acquire) {
+        "leader"
+    } else {
+        "standby"
+    };
     let body = json!({
         "state_loaded": loaded,
+        "router": role,
         "bus": bus.as_ref().err().map_or("ok", String::as_str),
         "store": store.as_ref().err().map_or("ok", String::as_str),
     });

@@ -75,6 +75,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let shared = Arc::new(Mutex::new(router));
     let shutdown = CancellationToken::new();
     let ready = Arc::new(AtomicBool::new(false));
+    let leading = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .with_context(|| format!("listen on {}", cfg.server.listen))?;
@@ -86,6 +87,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         loaded: loaded.clone(),
         ingest_slots: Arc::new(Semaphore::new(cfg.server.max_concurrent_ingest)),
         ready: ready.clone(),
+        leading: leading.clone(),
     };
     let router_task = tokio::spawn(
         RouterTask {
@@ -94,6 +96,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
             bus: bus.clone(),
             store: store.clone(),
             shutdown: shutdown.clone(),
+            leading,
         }
         .run(),
     );

@@ -546,16 +546,37 @@ pub struct RouterTask {
     pub bus: Arc<dyn Bus>,
     pub store: Arc<dyn Store>,
     pub shutdown: CancellationToken,
+    /// Whether this process leads (consumes and writes) or stands by.
+    pub leading: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RouterTask {
-    /// Runs until shutdown: consume, route, persist, ack; fire timers in between. A failed
-    /// step is not acked: the loop reloads from the store, subscribes again, and the bus
+    /// Runs until shutdown: take the lead (a standby waits here), reload from the store,
+    /// then consume, route, persist, ack, and fire timers in between. A failed step is not
+    /// acked: the loop takes the lead again, reloads, subscribes again, and the bus
     /// redelivers what was not persisted.
     pub async fn run(self) {
         let mut backoff = Duration::from_millis(100);
         while !self.shutdown.is_cancelled() {
-            match self.consume().await {
+            let epoch = tokio::select! {
+                _ = self.shutdown.cancelled() => break,
+                epoch = self.store.lead() => epoch,
+            };
+            let result = match epoch {
+                Ok(epoch) => {
+                    info!(epoch, "leading: loading state from the store");
+                    self.leading
+                        .store(true, std::sync::atomic::Ordering::Release);
+                    match self.reload().await {
+                        Ok(()) => self.consume().await,
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e.into()),
+            };
+            self.leading
+                .store(false, std::sync::atomic::Ordering::Release);
+            match result {
                 Ok(()) => break,
                 Err(e) => {
                     error!(error = %e, retry_in = ?backoff, "router step failed; reloading from the store");
@@ -564,16 +585,14 @@ impl RouterTask {
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
-                    if let Err(e) = self.reload().await {
-                        error!(error = %e, "reload from the store failed");
-                    }
                 }
             }
         }
         info!("router stopped");
     }
 
-    /// Replaces the in-memory state with what the store holds.
+    /// Replaces the in-memory state with what the store holds, and persists what the
+    /// config's agents change.
     async fn reload(&self) -> Result<(), RouterError> {
         let state = self.store.load().await?;
         let (router, batch) = Router::restore(&self.loaded, state)?;
@@ -585,9 +604,6 @@ impl RouterTask {
     async fn consume(&self) -> Result<(), RouterError> {
         let cfg = &self.loaded.config;
         let mut sub = self.bus.subscribe(cfg.bus.prefetch).await?;
-        // A standby that just became active must start from what the previous active
-        // router persisted, not from what it loaded at start-up.
-        let mut fresh = true;
         loop {
             // The batch future lives across timer ticks: cancelling it in the middle of a
             // reconnect would start the reconnect over at every tick.
@@ -617,9 +633,6 @@ impl RouterTask {
             drop(next);
             if batch.is_empty() {
                 continue;
-            }
-            if std::mem::take(&mut fresh) {
-                self.reload().await?;
             }
             self.step(sub.as_mut(), batch).await?;
         }
@@ -690,10 +703,10 @@ impl std::fmt::Debug for RouterTask {
     }
 }
 
-/// Loads state and builds the shared router, committing what start-up decided.
+/// Loads state and builds the router, writing nothing: only the leader writes, once it
+/// has taken the lead.
 pub async fn start(loaded: &Loaded, store: &dyn Store) -> Result<Router, RouterError> {
     let state = store.load().await?;
-    let (router, batch) = Router::restore(loaded, state)?;
-    store.commit(&batch).await?;
+    let (router, _) = Router::restore(loaded, state)?;
     Ok(router)
 }

@@ -309,3 +309,61 @@ async fn production_crash() {
         setup.cleanup().await;
     }
 }
+
+/// Two routers on one broker and one database: the second stands by, writes nothing,
+/// and takes over when the first is killed; every confirmed contact is routed once.
+#[tokio::test]
+async fn production_standby_takes_over() {
+    let Some(setup) = Setup::production("prod_standby") else {
+        return;
+    };
+    let a = Daemon::start(&setup);
+    let wait_role = |d: &Daemon, role: &'static str| {
+        let url = d.url("/readyz");
+        let http = d.http.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            loop {
+                let body: serde_json::Value =
+                    http.get(&url).send().await.unwrap().json().await.unwrap();
+                if body["router"] == role {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "never became {role}: {body}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_role(&a, "leader").await;
+    let b = Daemon::start(&setup);
+    wait_role(&b, "standby").await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let (status, body) = b
+            .post(&contact("email", &format!("ha-{i}"), "before"))
+            .await;
+        assert_eq!(status, 202);
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        a.wait_contact(id, |v| v["state"].is_string()).await;
+    }
+    a.kill9();
+    wait_role(&b, "leader").await;
+    for i in 40..80 {
+        let (status, body) = b.post(&contact("email", &format!("ha-{i}"), "after")).await;
+        assert_eq!(status, 202);
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        b.wait_contact(id, |v| v["state"].is_string()).await;
+    }
+    let (code, log) = b.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    let rows = check_store(&setup).await;
+    assert_eq!(rows.len(), 80, "every confirmed contact once");
+    setup.cleanup().await;
+}

@@ -387,6 +387,16 @@ async fn store_rows<T: Send + Unpin>(
     }
 }
 
+/// A single count from the daemon's store.
+pub async fn store_count(setup: &Setup, sql: &str) -> usize {
+    use sqlx::Row;
+    store_rows(setup, sql, |r| r.get::<i64, _>(0), |r| r.get::<i64, _>(0))
+        .await
+        .first()
+        .copied()
+        .unwrap_or(0) as usize
+}
+
 /// Checks the store directly: every contact is open (with a snapshot) or ended, never
 /// both; an offered, assigned or wrapping-up contact names its agent. Then replays the
 /// audit log (not the daemon's counters): no contact is ever held by two agents at once,

@@ -51,6 +51,10 @@ pub enum StoreError {
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    #[error(
+        "store: another router took the lead (epoch {current}, this one has {mine}); not writing"
+    )]
+    Fenced { mine: i64, current: i64 },
     #[error("store: {operation}: {source}")]
     Query {
         operation: &'static str,
@@ -68,6 +72,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Which of these message ids were already processed (for deduplication).
     async fn seen(&self, ids: &[String]) -> Result<Vec<String>, StoreError>;
+
+    /// Waits until this process may write (PostgreSQL: it holds the schema's advisory
+    /// lock; SQLite: at once), takes the next epoch and returns it. From then on every
+    /// commit checks the epoch in its transaction and fails with [`StoreError::Fenced`]
+    /// once another process has taken the lead, so a router that lost it cannot write.
+    async fn lead(&self) -> Result<i64, StoreError>;
 
     /// Writes a batch in one transaction: all of it or nothing.
     async fn commit(&self, batch: &Batch) -> Result<(), StoreError>;

@@ -5,11 +5,14 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::Row;
+use std::sync::Arc;
+
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
+use sqlx::{Connection, Row};
+use tokio::sync::Mutex;
 
 use crate::records::{AuditRow, Batch, ContactRow, Counts, MessageRow, NameRow, OwnerRow, State};
 use crate::{AgentRow, Store, StoreError};
@@ -18,12 +21,20 @@ use crate::{AgentRow, Store, StoreError};
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// The epoch this process leads with, once it leads.
+    epoch: Arc<Mutex<Option<i64>>>,
 }
 
 /// The production store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// The epoch this process leads with, once it leads.
+    epoch: Arc<Mutex<Option<i64>>>,
+    /// The connection holding the advisory lock while this process leads.
+    lock: Arc<Mutex<Option<sqlx::PgConnection>>>,
+    /// How to open that connection.
+    options: PgConnectOptions,
 }
 
 fn query_err(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -54,7 +65,10 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|source| StoreError::Migrate { url, source })?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            epoch: Arc::default(),
+        })
     }
 }
 
@@ -83,6 +97,7 @@ impl PgStore {
             admin.close().await;
             options = options.options([("search_path", schema)]);
         }
+        let lock_options = options.clone();
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
@@ -96,7 +111,62 @@ impl PgStore {
                 url: redact(url),
                 source,
             })?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            epoch: Arc::default(),
+            lock: Arc::default(),
+            options: lock_options,
+        })
+    }
+}
+
+impl SqliteStore {
+    /// One process per SQLite file: there is nobody to wait for.
+    async fn take_lock(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn release_lock(&self) {}
+}
+
+impl PgStore {
+    /// Waits for the schema's advisory lock, held on a connection of its own for as long
+    /// as this process leads (a process that dies releases it with its session).
+    async fn take_lock(&self) -> Result<(), StoreError> {
+        let mut held = self.lock.lock().await;
+        if let Some(conn) = held.as_mut() {
+            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
+                return Ok(());
+            }
+            *held = None;
+        }
+        let mut conn = sqlx::PgConnection::connect_with(&self.options)
+            .await
+            .map_err(query_err("open the lock connection"))?;
+        let mut waited = false;
+        loop {
+            let got: bool = sqlx::query("SELECT pg_try_advisory_lock(hashtext(current_schema()))")
+                .fetch_one(&mut conn)
+                .await
+                .and_then(|r| r.try_get(0))
+                .map_err(query_err("take the leader lock"))?;
+            if got {
+                break;
+            }
+            if !waited {
+                tracing::info!("another router leads; standing by for the leader lock");
+                waited = true;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        *held = Some(conn);
+        Ok(())
+    }
+
+    async fn release_lock(&self) {
+        if let Some(conn) = self.lock.lock().await.take() {
+            let _ = conn.close().await;
+        }
     }
 }
 
@@ -165,7 +235,7 @@ where
 }
 
 macro_rules! sql_store {
-    ($store:ty) => {
+    ($store:ty, $lock_row:literal) => {
         #[async_trait::async_trait]
         impl Store for $store {
             async fn load(&self) -> Result<State, StoreError> {
@@ -274,9 +344,53 @@ macro_rules! sql_store {
                 Ok(seen)
             }
 
+            async fn lead(&self) -> Result<i64, StoreError> {
+                self.take_lock().await?;
+                let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+                let current: Option<String> = sqlx::query(concat!(
+                    "SELECT value FROM meta WHERE key = 'epoch'",
+                    $lock_row
+                ))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_err("read epoch"))?
+                .map(|r| r.try_get(0))
+                .transpose()
+                .map_err(query_err("read epoch"))?;
+                let epoch = current.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) + 1;
+                sqlx::query(
+                    "INSERT INTO meta (key, value) VALUES ('epoch', $1) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(epoch.to_string())
+                .execute(&mut *tx)
+                .await
+                .map_err(query_err("write epoch"))?;
+                tx.commit().await.map_err(query_err("commit epoch"))?;
+                *self.epoch.lock().await = Some(epoch);
+                Ok(epoch)
+            }
+
             async fn commit(&self, b: &Batch) -> Result<(), StoreError> {
                 let err = query_err("commit batch");
                 let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+                // Fencing: a process that lost the lead may not write any more.
+                if let Some(mine) = *self.epoch.lock().await {
+                    let current: Option<String> = sqlx::query(concat!(
+                        "SELECT value FROM meta WHERE key = 'epoch'",
+                        $lock_row
+                    ))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(query_err("read epoch"))?
+                    .map(|r| r.try_get(0))
+                    .transpose()
+                    .map_err(query_err("read epoch"))?;
+                    let current = current.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+                    if current != mine {
+                        return Err(StoreError::Fenced { mine, current });
+                    }
+                }
                 for n in &b.names {
                     sqlx::query(
                         "INSERT INTO names (kind, name, id) VALUES ($1, $2, $3) \
@@ -500,14 +614,17 @@ macro_rules! sql_store {
             }
 
             async fn close(&self) {
+                self.release_lock().await;
                 self.pool.close().await;
             }
         }
     };
 }
 
-sql_store!(SqliteStore);
-sql_store!(PgStore);
+// SQLite has one writer at a time anyway; PostgreSQL locks the epoch row so a takeover
+// and a commit of the previous leader are ordered.
+sql_store!(SqliteStore, "");
+sql_store!(PgStore, " FOR UPDATE");
 
 #[cfg(test)]
 mod tests {

@@ -203,3 +203,72 @@ async fn drop_schema(url: &str, schema: &str) {
     .unwrap();
     pool.close().await;
 }
+
+/// One leader per schema: a second store waits for the lock; once it takes over, the
+/// first one's commits are refused (fenced) even though it still runs.
+#[tokio::test]
+async fn postgres_fences_a_router_that_lost_the_lead() {
+    let schema = format!("lead_test_{}", std::process::id());
+    let Some(a) = postgres(&schema).await else {
+        return;
+    };
+    let url = std::env::var("SWITCHBOARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://switchboard:switchboard@127.0.0.1:5432/test".into());
+    let b = PgStore::connect(&url, Some(&schema)).await.unwrap();
+    assert_eq!(a.lead().await.unwrap(), 1);
+    let waiting = tokio::spawn(async move {
+        let epoch = b.lead().await.unwrap();
+        (b, epoch)
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the standby must wait while the leader holds the lock"
+    );
+    a.commit(&first_batch()).await.unwrap();
+
+    // The leader's lock session dies (as when its host is cut off); the standby takes over.
+    let admin = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_stat_activity s \
+         USING (pid) WHERE l.locktype = 'advisory' AND l.granted \
+         AND s.datname = current_database() AND s.pid <> pg_backend_pid()",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+    let (b, epoch) = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("the standby took over")
+        .unwrap();
+    assert_eq!(epoch, 2);
+    let late = Batch {
+        meta: vec![("next_offer".into(), "99".into())],
+        ..Batch::default()
+    };
+    match a.commit(&late).await {
+        Err(switchboard_store::StoreError::Fenced {
+            mine: 1,
+            current: 2,
+        }) => {}
+        other => panic!("the old leader could write: {other:?}"),
+    }
+    b.commit(&late).await.unwrap();
+    assert_eq!(b.load().await.unwrap().meta("next_offer"), Some("99"));
+    a.close().await;
+    b.close().await;
+    drop_schema(&url, &schema).await;
+}
+
+#[tokio::test]
+async fn sqlite_leads_at_once() {
+    let dir = std::env::temp_dir().join(format!("switchboard-lead-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = SqliteStore::open(&dir.join("state.db")).await.unwrap();
+    assert_eq!(store.lead().await.unwrap(), 1);
+    assert_eq!(store.lead().await.unwrap(), 2);
+    store.commit(&first_batch()).await.unwrap();
+    store.close().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
