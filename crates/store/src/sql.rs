@@ -235,7 +235,24 @@ where
 }
 
 macro_rules! sql_store {
-    ($store:ty, $lock_row:literal) => {
+    ($store:ty, $db:ty, $lock_row:literal) => {
+        impl $store {
+            /// The epoch in `meta` (0 before anyone led), read inside `tx`.
+            async fn epoch_in(tx: &mut sqlx::Transaction<'_, $db>) -> Result<i64, StoreError> {
+                let current: Option<String> = sqlx::query(concat!(
+                    "SELECT value FROM meta WHERE key = 'epoch'",
+                    $lock_row
+                ))
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(query_err("read epoch"))?
+                .map(|r| r.try_get(0))
+                .transpose()
+                .map_err(query_err("read epoch"))?;
+                Ok(current.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0))
+            }
+        }
+
         #[async_trait::async_trait]
         impl Store for $store {
             async fn load(&self) -> Result<State, StoreError> {
@@ -347,17 +364,7 @@ macro_rules! sql_store {
             async fn lead(&self) -> Result<i64, StoreError> {
                 self.take_lock().await?;
                 let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
-                let current: Option<String> = sqlx::query(concat!(
-                    "SELECT value FROM meta WHERE key = 'epoch'",
-                    $lock_row
-                ))
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(query_err("read epoch"))?
-                .map(|r| r.try_get(0))
-                .transpose()
-                .map_err(query_err("read epoch"))?;
-                let epoch = current.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0) + 1;
+                let epoch = Self::epoch_in(&mut tx).await? + 1;
                 sqlx::query(
                     "INSERT INTO meta (key, value) VALUES ('epoch', $1) \
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -376,17 +383,7 @@ macro_rules! sql_store {
                 let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
                 // Fencing: a process that lost the lead may not write any more.
                 if let Some(mine) = *self.epoch.lock().await {
-                    let current: Option<String> = sqlx::query(concat!(
-                        "SELECT value FROM meta WHERE key = 'epoch'",
-                        $lock_row
-                    ))
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(query_err("read epoch"))?
-                    .map(|r| r.try_get(0))
-                    .transpose()
-                    .map_err(query_err("read epoch"))?;
-                    let current = current.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+                    let current = Self::epoch_in(&mut tx).await?;
                     if current != mine {
                         return Err(StoreError::Fenced { mine, current });
                     }
@@ -623,8 +620,8 @@ macro_rules! sql_store {
 
 // SQLite has one writer at a time anyway; PostgreSQL locks the epoch row so a takeover
 // and a commit of the previous leader are ordered.
-sql_store!(SqliteStore, "");
-sql_store!(PgStore, " FOR UPDATE");
+sql_store!(SqliteStore, sqlx::Sqlite, "");
+sql_store!(PgStore, sqlx::Postgres, " FOR UPDATE");
 
 #[cfg(test)]
 mod tests {
