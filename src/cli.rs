@@ -34,6 +34,9 @@ pub enum Command {
     /// Run the routing engine in virtual time: what-if staffing, replay, the work-queue
     /// baseline, or the M/M/c check against Erlang C.
     Simulate(crate::simulate::SimulateArgs),
+    /// Write one day of the store's traffic (contacts and audit log) as a replay CSV for
+    /// `switchboard simulate`.
+    ExportReplay(crate::export::ExportArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -91,5 +94,27 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Simulate(args) => crate::simulate::main(args),
+        Command::ExportReplay(args) => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("switchboard: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(crate::export::run(&args)) {
+                Ok(n) => {
+                    println!("{}: {n} contacts of {}", args.out.display(), args.day);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("switchboard: export-replay: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }

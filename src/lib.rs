@@ -9,6 +9,7 @@
 //! - [`api`]: the HTTP API (health, readiness, ingest, contact view);
 //! - [`daemon`]: `switchboard run`, wiring and shutdown;
 //! - [`simulate`]: the `simulate` command, around `switchboard-sim`;
+//! - [`export`]: `export-replay`, a day of the store's traffic as a replay file;
 //! - [`cli`]: the command line.
 
 pub mod api;
@@ -16,6 +17,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod export;
 pub mod names;
 pub mod router;
 pub mod simulate;

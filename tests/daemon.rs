@@ -367,3 +367,67 @@ async fn production_standby_takes_over() {
     assert_eq!(rows.len(), 80, "every confirmed contact once");
     setup.cleanup().await;
 }
+
+/// A day of real traffic exported from the store replays in the simulator.
+#[tokio::test]
+async fn embedded_export_replay() {
+    let setup = Setup::embedded("embedded-export");
+    let d = Daemon::start(&setup);
+    let mut ids = Vec::new();
+    for (channel, conv, summary) in [
+        ("email", "x-1", "hello"),
+        ("chat", "x-2", "my invoice is wrong"),
+        ("voice", "x-3", "call"),
+    ] {
+        let (status, body) = d.post(&contact(channel, conv, summary)).await;
+        assert_eq!(status, 202);
+        ids.push(body["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        d.wait_contact(id, |v| v["state"].is_string()).await;
+    }
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    let out = setup.data.join("replay.csv");
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/switchboard.toml");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.args(["export-replay", "--day", "today", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out);
+    for (k, v) in &setup.env {
+        cmd.env(k, v);
+    }
+    let result = cmd.output().unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(String::from_utf8_lossy(&result.stdout).contains("3 contacts"));
+    let queues = ["support", "billing", "vip"];
+    let skills = ["billing", "english"];
+    let rows = switchboard_sim::arrivals::read_replay(
+        &out,
+        &|q| {
+            queues
+                .iter()
+                .position(|x| *x == q)
+                .map(|i| switchboard_core::QueueId(i as u16))
+        },
+        &|s| skills.iter().position(|x| *x == s),
+    )
+    .unwrap();
+    assert_eq!(rows.len(), 3);
+    let billing = rows
+        .iter()
+        .find(|r| r.channel == switchboard_core::Channel::Chat)
+        .unwrap();
+    assert_eq!(
+        billing.queue,
+        switchboard_core::QueueId(1),
+        "the chat went to billing"
+    );
+    assert!(billing.required.contains(switchboard_core::SkillId(0)));
+    setup.cleanup().await;
+}

@@ -91,6 +91,9 @@ pub trait Store: Send + Sync + 'static {
     /// What became of a message, by message id.
     async fn message(&self, id: &str) -> Result<Option<MessageRow>, StoreError>;
 
+    /// Contacts that arrived in `[from, to)` (milliseconds since the epoch), by arrival.
+    async fn contacts_arrived(&self, from: i64, to: i64) -> Result<Vec<ContactRecord>, StoreError>;
+
     /// A contact's audit trail, oldest first.
     async fn audit(&self, contact_seq: i64) -> Result<Vec<AuditRow>, StoreError>;
 

@@ -548,6 +548,23 @@ macro_rules! sql_store {
                 .map_err(query_err("read message"))
             }
 
+            async fn contacts_arrived(&self, from: i64, to: i64) -> Result<Vec<ContactRow>, StoreError> {
+                sqlx::query(concat!(
+                    "SELECT ",
+                    contact_columns!(),
+                    " FROM contacts WHERE arrived_at >= $1 AND arrived_at < $2 ORDER BY arrived_at, seq"
+                ))
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_err("read contacts"))?
+                .iter()
+                .map(contact_row)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(query_err("read contacts"))
+            }
+
             async fn audit(&self, contact_seq: i64) -> Result<Vec<AuditRow>, StoreError> {
                 sqlx::query(
                     "SELECT seq, at, contact_seq, agent, kind, detail FROM audit \
