@@ -86,3 +86,22 @@ fn a_missing_file_is_an_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/switchboard.toml"));
 }
+
+#[test]
+fn run_refuses_a_bad_config_before_opening_anything() {
+    let dir = std::env::temp_dir().join(format!("switchboard-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = switchboard()
+        .args(["run", "--config"])
+        .arg(example())
+        .env("SWITCHBOARD__BUS__PREFETCH", "0")
+        .env("SWITCHBOARD__DATA__DIR", dir.join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bus.prefetch"), "{err}");
+    assert!(err.contains("switchboard.toml"), "{err}");
+    assert!(!dir.join("data").exists(), "nothing was created");
+    assert!(String::from_utf8_lossy(&out.stdout).is_empty(), "no port was opened");
+}
