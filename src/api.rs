@@ -40,6 +40,7 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Whether this process's router leads or stands by.
     pub leading: Arc<AtomicBool>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -54,6 +55,7 @@ pub fn routes(state: AppState) -> Http {
     Http::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(crate::metrics::scrape))
         .route("/v1/contacts", post(ingest))
         .route("/v1/contacts/{id}", get(contact))
         .layer(DefaultBodyLimit::max(limit))
@@ -281,11 +283,12 @@ async fn ingest(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) 
         Ok(b) => b,
         Err(rejection) => {
             let status = rejection.status();
-            let error = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "body too large"
+            let (error, reason) = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                ("body too large", "body_too_large")
             } else {
-                "unreadable body"
+                ("unreadable body", "unreadable_body")
             };
+            s.metrics.ingest_rejected(reason);
             return problem(
                 status,
                 error,
@@ -300,7 +303,15 @@ async fn ingest(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) 
     };
     let posted = match parse_posted(&bytes) {
         Ok(p) => p,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => {
+            s.metrics
+                .ingest_rejected(if rejection.error == "malformed JSON" {
+                    "malformed_json"
+                } else {
+                    "invalid_field"
+                });
+            return rejection.into_response();
+        }
     };
     let id = match &posted.idempotency_key {
         // The same key always gives the same id, so a retry is deduplicated by the router.
@@ -324,6 +335,7 @@ async fn ingest(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) 
         },
     );
     let Ok(_slot) = s.ingest_slots.acquire().await else {
+        s.metrics.ingest_rejected("shutting_down");
         return problem(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting down",
@@ -332,9 +344,19 @@ async fn ingest(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) 
         );
     };
     let timeout = s.loaded.config.bus.publish_timeout;
+    let started = std::time::Instant::now();
     let published = tokio::time::timeout(timeout, s.bus.publish(&envelope)).await;
+    s.metrics.published(
+        match &published {
+            Ok(Ok(())) => "confirmed",
+            Ok(Err(_)) => "failed",
+            Err(_) => "timeout",
+        },
+        started.elapsed(),
+    );
     match published {
         Ok(Ok(())) => {
+            s.metrics.ingest_accepted(posted.channel);
             let mut headers = HeaderMap::new();
             if let Ok(v) = HeaderValue::from_str(&format!("/v1/contacts/{id}")) {
                 headers.insert(header::LOCATION, v);
@@ -352,6 +374,7 @@ async fn ingest(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) 
                 _ => format!("no confirm within {timeout:?}"),
             };
             warn!(contact = %id, %reason, "ingest not confirmed by the bus");
+            s.metrics.ingest_rejected("bus_unavailable");
             let mut response = problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "bus unavailable",

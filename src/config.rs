@@ -49,6 +49,18 @@ pub struct Config {
     /// The queues contacts wait in; the first is the default queue.
     #[serde(default)]
     pub queues: Vec<QueueConfig>,
+    /// What `GET /metrics` exports.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Export a series per agent (`switchboard_agent_load_ratio{agent=…}`): one series per
+    /// agent, so off by default.
+    pub per_agent: bool,
 }
 
 /// `[server]`

@@ -73,6 +73,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let bus = open_bus(&loaded).await?;
     let router = start(&loaded, store.as_ref()).await?;
     let shared = Arc::new(Mutex::new(router));
+    let metrics = Arc::new(crate::metrics::Metrics::new(&loaded));
     let shutdown = CancellationToken::new();
     let ready = Arc::new(AtomicBool::new(false));
     let leading = Arc::new(AtomicBool::new(false));
@@ -88,6 +89,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         ingest_slots: Arc::new(Semaphore::new(cfg.server.max_concurrent_ingest)),
         ready: ready.clone(),
         leading: leading.clone(),
+        metrics: metrics.clone(),
     };
     let router_task = tokio::spawn(
         RouterTask {
@@ -97,6 +99,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
             store: store.clone(),
             shutdown: shutdown.clone(),
             leading,
+            metrics,
         }
         .run(),
     );

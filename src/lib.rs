@@ -7,6 +7,7 @@
 //! - [`classify`]: classification rules that give a new contact its queue, urgency, skills;
 //! - [`router`]: the router loop: consume, thread, classify, route, persist, then ack;
 //! - [`api`]: the HTTP API (health, readiness, ingest, contact view);
+//! - [`metrics`]: the Prometheus registry and `GET /metrics`;
 //! - [`daemon`]: `switchboard run`, wiring and shutdown;
 //! - [`simulate`]: the `simulate` command, around `switchboard-sim`;
 //! - [`export`]: `export-replay`, a day of the store's traffic as a replay file;
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod export;
+pub mod metrics;
 pub mod names;
 pub mod router;
 pub mod simulate;

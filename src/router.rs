@@ -58,6 +58,8 @@ pub struct Router {
     next_seq: i64,
     pub open: FxHashMap<ContactId, OpenContact>,
     pub by_public: HashMap<String, ContactId>,
+    /// What the steps since the last commit observed, for the metrics.
+    pub pending: crate::metrics::Pending,
 }
 
 /// A message the router cannot process: it goes to the dead-letter queue with this reason.
@@ -167,6 +169,7 @@ impl Router {
             next_seq: state.max_seq + 1,
             open,
             by_public,
+            pending: Default::default(),
         };
         let t = now();
         let mut out = Vec::new();
@@ -349,6 +352,11 @@ impl Router {
     /// Turns the decisions of a step into the rows that persist it.
     fn finish(&mut self, now: Time, decisions: Vec<Decision>, mut step: Step) -> Batch {
         let at = now.as_millis() as i64;
+        let (open, engine) = (&self.open, &self.engine);
+        self.pending
+            .observe(now, &decisions, &step.messages, &|id| {
+                crate::metrics::labels(open, engine, id)
+            });
         let mut ended: HashMap<ContactId, (&'static str, String, Option<AgentId>)> = HashMap::new();
         let mut owners = Vec::new();
         for d in &decisions {
@@ -548,6 +556,7 @@ pub struct RouterTask {
     pub shutdown: CancellationToken,
     /// Whether this process leads (consumes and writes) or stands by.
     pub leading: Arc<std::sync::atomic::AtomicBool>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl RouterTask {
@@ -579,6 +588,7 @@ impl RouterTask {
             match result {
                 Ok(()) => break,
                 Err(e) => {
+                    self.metrics.router_error(&e);
                     error!(error = %e, retry_in = ?backoff, "router step failed; reloading from the store");
                     tokio::select! {
                         _ = self.shutdown.cancelled() => break,
@@ -595,8 +605,11 @@ impl RouterTask {
     /// config's agents change.
     async fn reload(&self) -> Result<(), RouterError> {
         let state = self.store.load().await?;
-        let (router, batch) = Router::restore(&self.loaded, state)?;
+        let (mut router, batch) = Router::restore(&self.loaded, state)?;
+        let started = std::time::Instant::now();
         self.store.commit(&batch).await?;
+        self.metrics
+            .committed("reload", started, &mut router.pending);
         *self.shared.lock().await = router;
         Ok(())
     }
@@ -625,7 +638,9 @@ impl RouterTask {
                         let mut router = self.shared.lock().await;
                         let batch = router.tick(now());
                         if !batch.is_empty() {
+                            let started = std::time::Instant::now();
                             self.store.commit(&batch).await?;
+                            self.metrics.committed("timers", started, &mut router.pending);
                         }
                     }
                 }
@@ -643,6 +658,7 @@ impl RouterTask {
         sub: &mut dyn Subscription,
         deliveries: Vec<Delivery>,
     ) -> Result<(), RouterError> {
+        self.metrics.received(&deliveries);
         let ids: Vec<String> = deliveries
             .iter()
             .filter_map(|d| d.envelope.as_ref().ok().map(|e| e.id.clone()))
@@ -659,6 +675,7 @@ impl RouterTask {
                 Err(e) => poison.push((d, e.to_string(), None)),
                 Ok(env) if seen.contains(&env.id) || !in_batch.insert(env.id.as_str()) => {
                     debug!(message = %env.id, "duplicate delivery skipped");
+                    self.metrics.duplicate();
                 }
                 Ok(env) => {
                     if let Err(Poison(reason)) = router.ingest(now, env, &mut step, &mut out) {
@@ -680,11 +697,15 @@ impl RouterTask {
         for (d, reason, id) in &poison {
             warn!(message = id.as_deref().unwrap_or("?"), %reason, "message dead-lettered");
             sub.dead_letter(d, reason).await?;
+            self.metrics.dead_lettered(id.is_none());
         }
+        let started = std::time::Instant::now();
         if let Err(e) = self.store.commit(&batch).await {
             drop(router);
             return Err(e.into());
         }
+        self.metrics
+            .committed("batch", started, &mut router.pending);
         if let Some(last) = deliveries.iter().map(|d| d.tag).max() {
             sub.ack_through(last).await?;
         }
