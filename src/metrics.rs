@@ -468,7 +468,11 @@ impl Metrics {
                         .with_label_values(&[c.as_str(), &q.name, outcome]);
                 }
                 self.time_to_assignment.with_label_values(&cq);
+                self.time_to_abandon.with_label_values(&cq);
             }
+        }
+        for c in Channel::ALL {
+            self.time_to_accept.with_label_values(&[c.as_str()]);
         }
         for reason in ["undecodable", "unroutable"] {
             self.dead_letters.with_label_values(&[reason]);
