@@ -1109,3 +1109,206 @@ pub fn labels(
     let urgency = engine.contact(id).map_or(Urgency::Normal, |c| c.urgency());
     Some((meta.channel, meta.queue.clone(), urgency))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use switchboard_core::{
+        AgentId, AgentProfile, Caps, Engine, Event, NewContact, QueueId, SkillSet,
+    };
+
+    use super::*;
+
+    fn metrics() -> Metrics {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/switchboard.toml");
+        Metrics::new(&crate::config::Config::load(&file).unwrap())
+    }
+
+    /// The value of one series in the text format, by its exact name and labels.
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+            .map(|v| v.parse().unwrap())
+    }
+
+    fn offer_of(out: &[Decision], contact: ContactId) -> OfferId {
+        out.iter()
+            .find_map(|d| match d {
+                Decision::Offered {
+                    offer, contact: c, ..
+                } if *c == contact => Some(*offer),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no offer for {contact}: {out:?}"))
+    }
+
+    /// An engine driven through accepts, a late assignment and an abandon (what the agent
+    /// API will do): the counters say what happened, and only once committed.
+    #[test]
+    fn decisions_are_counted_once_committed() {
+        let m = metrics();
+        let mut engine = Engine::new(switchboard_core::Policy::default()).unwrap();
+        let t0 = Time::from_millis(1_000_000);
+        let s = |secs| t0 + Duration::from_secs(secs);
+        let agent = AgentId(1);
+        let labels = |_| Some((Channel::Chat, "support".to_owned(), Urgency::Normal));
+        let mut pending = Pending::default();
+        let mut step = |engine: &mut Engine, at: Time, events: Vec<Event>| {
+            let mut out = Vec::new();
+            for e in events {
+                engine.apply(at, e, &mut out).unwrap();
+            }
+            engine.dispatch(&mut out);
+            pending.observe(at, &out, &[], &labels);
+            out
+        };
+        let arrive = |id, at| {
+            Event::Arrive(NewContact {
+                id: ContactId(id),
+                conversation: format!("conv-{id}").into(),
+                customer: format!("cust-{id}").into(),
+                channel: Channel::Chat,
+                urgency: Urgency::Normal,
+                queue: QueueId(0),
+                required: SkillSet::EMPTY,
+                preferred: SkillSet::EMPTY,
+                arrived_at: at,
+            })
+        };
+        let profile = AgentProfile {
+            caps: Caps::of([(Channel::Chat, 1)]),
+            ..AgentProfile::default()
+        };
+        step(
+            &mut engine,
+            t0,
+            vec![
+                Event::UpsertAgent { agent, profile },
+                Event::SetPresence {
+                    agent,
+                    presence: Presence::Available,
+                },
+            ],
+        );
+        // Contact 1 is offered at once and accepted 10 s later (chat target: 60 s).
+        let out = step(&mut engine, t0, vec![arrive(1, t0), arrive(2, t0)]);
+        let o1 = offer_of(&out, ContactId(1));
+        let out = step(&mut engine, s(10), vec![Event::Accept { offer: o1, agent }]);
+        assert!(matches!(out[0], Decision::Assigned { .. }), "{out:?}");
+        // Contact 2 waits for the slot, is offered when contact 1 closes at 100 s, and
+        // accepted at 125 s (its offer expires at 130 s): past its target.
+        let out = step(
+            &mut engine,
+            s(100),
+            vec![Event::Close {
+                contact: ContactId(1),
+            }],
+        );
+        let o2 = offer_of(&out, ContactId(2));
+        step(
+            &mut engine,
+            s(125),
+            vec![Event::Accept { offer: o2, agent }],
+        );
+        // Contact 3 waits and its customer leaves after 60 s.
+        step(&mut engine, s(125), vec![arrive(3, s(125))]);
+        step(
+            &mut engine,
+            s(185),
+            vec![Event::Abandon {
+                contact: ContactId(3),
+            }],
+        );
+
+        let cq = r#"{channel="chat",queue="support"}"#;
+        let before = m.render(None, Health::default());
+        assert_eq!(
+            value(&before, &format!("switchboard_contacts_assigned_total{cq}")),
+            Some(0.0),
+            "nothing counted before the commit"
+        );
+        m.committed("batch", Instant::now(), &mut pending);
+        assert!(pending.observations().is_empty());
+        let text = m.render(None, Health::default());
+        let v = |name: &str, labels: &str| value(&text, &format!("{name}{labels}"));
+        assert_eq!(v("switchboard_contacts_assigned_total", cq), Some(2.0));
+        assert_eq!(
+            v("switchboard_contacts_assigned_within_target_total", cq),
+            Some(1.0)
+        );
+        assert_eq!(v("switchboard_contacts_abandoned_total", cq), Some(1.0));
+        assert_eq!(v("switchboard_time_to_abandon_seconds_sum", cq), Some(60.0));
+        assert_eq!(v("switchboard_offers_total", cq), Some(2.0));
+        assert_eq!(
+            v(
+                "switchboard_offer_outcomes_total",
+                r#"{channel="chat",outcome="accepted",queue="support"}"#
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            v("switchboard_time_to_assignment_seconds_sum", cq),
+            Some(135.0)
+        );
+        assert_eq!(
+            v(
+                "switchboard_time_to_assignment_seconds_bucket",
+                r#"{channel="chat",queue="support",le="60"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            v(
+                "switchboard_time_to_accept_seconds_sum",
+                r#"{channel="chat"}"#
+            ),
+            Some(35.0)
+        );
+        assert_eq!(
+            v(
+                "switchboard_contacts_closed_total",
+                r#"{channel="chat",queue="support",reason="closed"}"#
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            v(
+                "switchboard_waits_total",
+                r#"{channel="chat",queue="support",reason="all_at_capacity"}"#
+            ),
+            Some(2.0)
+        );
+        // A second commit of the same (now empty) pending adds nothing.
+        m.committed("batch", Instant::now(), &mut pending);
+        let again = m.render(None, Health::default());
+        assert_eq!(
+            value(&again, &format!("switchboard_contacts_assigned_total{cq}")),
+            Some(2.0)
+        );
+    }
+
+    /// The scrape-time gauges of a standby are left out, not shown stale or at zero.
+    #[test]
+    fn a_standby_exports_no_queue_gauges() {
+        let m = metrics();
+        let text = m.render(
+            None,
+            Health {
+                bus: true,
+                store: true,
+                leader: false,
+                ready: true,
+            },
+        );
+        assert!(!text.contains("switchboard_contacts_waiting"), "{text}");
+        assert!(!text.contains("switchboard_agents{"), "{text}");
+        assert_eq!(value(&text, "switchboard_router_leader"), Some(0.0));
+        assert_eq!(value(&text, "switchboard_bus_up"), Some(1.0));
+        let leader = m.render(Some(&Snapshot::default()), Health::default());
+        assert!(
+            leader.contains("switchboard_agent_occupancy_ratio 0"),
+            "{leader}"
+        );
+    }
+}

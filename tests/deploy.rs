@@ -1,0 +1,163 @@
+//! What `deploy/` ships, checked by the tools that consume it: the RabbitMQ definitions
+//! imported into the real broker and shown to be what the daemon declares.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use support::{Daemon, Setup, contact};
+
+fn deploy(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(path)
+}
+
+/// `None` after saying SKIPPED loudly when `what` is missing; a panic under `CI=true`.
+fn skip(test: &str, what: &str) -> Option<()> {
+    let msg = format!("{what}; run `sudo scripts/setup-services`");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("required in CI: {msg}");
+    }
+    eprintln!("SKIPPED {test}: {msg}");
+    None
+}
+
+fn rabbitmqctl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("run rabbitmqctl");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Removes the test's vhost and user, even when the test fails.
+struct Cleanup {
+    vhost: String,
+    user: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = rabbitmqctl(&["delete_vhost", &self.vhost]);
+        let _ = rabbitmqctl(&["delete_user", &self.user]);
+    }
+}
+
+/// `deploy/rabbitmq/definitions.json`, imported with `rabbitmqctl import_definitions` into a
+/// vhost of the test's own: the daemon, connecting as the least-privilege router user,
+/// starts on it without a conflict and routes; a daemon whose delivery limit differs from
+/// the definitions is refused at start-up (so the check can fail).
+#[tokio::test]
+async fn rabbitmq_definitions_are_what_the_daemon_declares() {
+    let test = "rabbitmq_definitions_are_what_the_daemon_declares";
+    if std::net::TcpStream::connect("127.0.0.1:5672").is_err() {
+        return skip(test, "RabbitMQ at 127.0.0.1:5672 not reachable").unwrap_or(());
+    }
+    if Command::new("rabbitmqctl").arg("version").output().is_err() {
+        return skip(test, "rabbitmqctl not found").unwrap_or(());
+    }
+    let unique = format!(
+        "{}-{}",
+        std::process::id(),
+        support::scratch("defs").display()
+    )
+    .replace(['/', '.'], "-");
+    let unique = &unique[unique.len().saturating_sub(24)..];
+    let vhost = format!("sb-defs-{unique}");
+    let user = format!("sb-router-{unique}");
+    let _cleanup = Cleanup {
+        vhost: vhost.clone(),
+        user: user.clone(),
+    };
+
+    // The shipped file, moved to the test's vhost and user.
+    let mut defs: Value = serde_json::from_str(
+        &std::fs::read_to_string(deploy("rabbitmq/definitions.json")).unwrap(),
+    )
+    .unwrap();
+    defs["vhosts"][0]["name"] = vhost.clone().into();
+    defs["users"][0]["name"] = user.clone().into();
+    defs["permissions"][0]["user"] = user.clone().into();
+    for section in ["permissions", "policies", "exchanges", "queues", "bindings"] {
+        for item in defs[section].as_array_mut().unwrap() {
+            assert_eq!(item["vhost"], "switchboard", "{section}: {item}");
+            item["vhost"] = vhost.clone().into();
+        }
+    }
+    let file = support::scratch("defs").join("definitions.json");
+    std::fs::write(&file, defs.to_string()).unwrap();
+    let (ok, out) = rabbitmqctl(&["import_definitions", file.to_str().unwrap()]);
+    assert!(ok, "import_definitions: {out}");
+    let password = format!("pw-{unique}");
+    let (ok, out) = rabbitmqctl(&["change_password", &user, &password]);
+    assert!(ok, "{out}");
+    let (ok, queues) = rabbitmqctl(&["list_queues", "-q", "-p", &vhost, "name", "type", "policy"]);
+    assert!(ok, "{queues}");
+    assert!(
+        queues
+            .lines()
+            .any(|l| l.starts_with("switchboard.inbound") && l.contains("quorum")),
+        "{queues}"
+    );
+    assert!(
+        queues.lines().any(
+            |l| l.starts_with("switchboard.dead") && l.contains("switchboard-dead-letters-cap")
+        ),
+        "the policy applies to the dead-letter queue: {queues}"
+    );
+
+    let url = format!("amqp://{user}:{password}@127.0.0.1:5672/{vhost}");
+    let mut setup = Setup::embedded("deploy-rabbitmq");
+    setup.set("SWITCHBOARD__BUS__KIND", "amqp");
+    setup.set("SWITCHBOARD__BUS__URL", url.clone());
+    setup.set("SWITCHBOARD__BUS__PREFIX", "switchboard");
+
+    // A delivery limit other than the definitions' is a conflict the broker refuses.
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/switchboard.toml");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.args(["run", "--config"]).arg(&config);
+    for (k, v) in &setup.env {
+        cmd.env(k, v);
+    }
+    let refused = cmd
+        .env("SWITCHBOARD__SERVER__LISTEN", "127.0.0.1:0")
+        .env("SWITCHBOARD__BUS__DELIVERY_LIMIT", "6")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success(),
+        "a conflicting declaration was accepted: {log}"
+    );
+    assert!(
+        log.contains("inequivalent arg") || log.contains("PRECONDITION"),
+        "{log}"
+    );
+
+    // The daemon as configured declares exactly what is there, as the router user.
+    let d = Daemon::start(&setup);
+    let (status, body) = d
+        .post(&contact("chat", "defs-1", "my invoice is wrong"))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    d.wait_contact(&id, |v| v["state"] == "offered").await;
+    let (status, ready) = d.get("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    let (code, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(!log.contains("PRECONDITION"), "{log}");
+    // Not `setup.cleanup()`: that deletes `{prefix}.*` in the default vhost. The vhost of
+    // the test goes with `_cleanup`.
+    let _ = std::fs::remove_dir_all(&setup.data);
+}
