@@ -113,10 +113,12 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     // Tests and scripts read this line to find the port.
     println!("switchboard: listening on http://{addr}");
     info!(%addr, bus = ?cfg.bus.kind, store = ?cfg.store.kind, "switchboard started");
+    notify_systemd("READY=1");
 
     wait_for_signal().await;
     info!("shutting down: no new input, finishing the batch in flight");
     ready.store(false, std::sync::atomic::Ordering::Release);
+    notify_systemd("STOPPING=1");
     shutdown.cancel();
     let grace = cfg.router.shutdown_grace;
     let drained = tokio::time::timeout(grace, async {
@@ -133,6 +135,32 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     store.close().await;
     info!("stopped");
     Ok(())
+}
+
+/// Tells systemd (a `Type=notify` unit, `deploy/systemd/`) how start-up and shutdown go;
+/// does nothing when `NOTIFY_SOCKET` is not set.
+fn notify_systemd(state: &str) {
+    #[cfg(unix)]
+    {
+        let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+            return;
+        };
+        let sent = std::os::unix::net::UnixDatagram::unbound().and_then(|socket| {
+            use std::os::unix::ffi::OsStrExt;
+            #[cfg(target_os = "linux")]
+            if let Some(name) = path.as_bytes().strip_prefix(b"@") {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                return socket.send_to_addr(state.as_bytes(), &addr);
+            }
+            socket.send_to(state.as_bytes(), &path)
+        });
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, socket = ?path, state, "could not notify systemd");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = state;
 }
 
 async fn wait_for_signal() {

@@ -161,3 +161,87 @@ async fn rabbitmq_definitions_are_what_the_daemon_declares() {
     // the test goes with `_cleanup`.
     let _ = std::fs::remove_dir_all(&setup.data);
 }
+
+/// `deploy/systemd/switchboard.service` passes `systemd-analyze verify` without a warning
+/// and `systemd-analyze security` rates its exposure at most 2.0 ("OK"); the daemon does
+/// what its `Type=notify` promises: READY=1 once it serves, STOPPING=1 when it drains.
+#[tokio::test]
+async fn the_systemd_unit_verifies_and_the_daemon_notifies() {
+    let test = "the_systemd_unit_verifies_and_the_daemon_notifies";
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return skip(test, "systemd-analyze not found (Debian package systemd)").unwrap_or(());
+    }
+    // verify checks that ExecStart exists: point it at the binary under test.
+    let unit = std::fs::read_to_string(deploy("systemd/switchboard.service")).unwrap();
+    assert!(unit.contains("ExecStart=/usr/local/bin/switchboard run"));
+    let dir = support::scratch("systemd");
+    let file = dir.join("switchboard.service");
+    std::fs::write(
+        &file,
+        unit.replace(
+            "/usr/local/bin/switchboard",
+            env!("CARGO_BIN_EXE_switchboard"),
+        ),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "systemd-analyze verify:\n{text}");
+    assert!(
+        !text.contains("switchboard.service"),
+        "systemd-analyze verify warns:\n{text}"
+    );
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--threshold=20"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exposure above 2.0:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for key in [
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "User=switchboard",
+        "Restart=on-failure",
+        "Type=notify",
+    ] {
+        assert!(unit.contains(key), "the unit lacks {key}");
+    }
+
+    // The notify protocol, as systemd speaks it: a datagram socket named in NOTIFY_SOCKET.
+    let socket_path = dir.join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut setup = Setup::embedded("deploy-notify");
+    setup.set("NOTIFY_SOCKET", socket_path.display().to_string());
+    let d = Daemon::start(&setup);
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).expect("READY=1 from the daemon");
+    assert_eq!(&buf[..n], b"READY=1");
+    let (status, _) = d.get("/readyz").await;
+    assert_eq!(status, 200);
+    let (code, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    let n = socket.recv(&mut buf).expect("STOPPING=1 from the daemon");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let _ = std::fs::remove_dir_all(&dir);
+    setup.cleanup().await;
+}

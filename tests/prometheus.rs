@@ -1,5 +1,5 @@
 //! Metrics checked by the tools ops teams use: a real Prometheus (Debian's package, installed
-//! by `scripts/setup-prometheus`) scrapes the real daemon while a scenario with known truth
+//! by `scripts/setup-tools`) scrapes the real daemon while a scenario with known truth
 //! runs, and the values are read back through Prometheus' query API; `promtool check
 //! metrics` lints a real scrape; the alert rules and every Grafana query in `deploy/` are
 //! evaluated by that Prometheus over what the daemon really exports; `promtool` checks and
@@ -24,7 +24,8 @@ fn require(tool: &str, test: &str) -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     if found.is_none() {
-        let msg = format!("{tool} not found; run `sudo scripts/setup-prometheus`");
+        let msg =
+            format!("{tool} not found; run `sudo scripts/setup-services` (or scripts/setup-tools)");
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("required in CI: {msg}");
         }
