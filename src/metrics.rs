@@ -1288,6 +1288,29 @@ mod tests {
         );
     }
 
+    /// Agent names appear only when an operator turns per-agent metrics on.
+    #[test]
+    fn per_agent_series_only_when_asked() {
+        let snap = Snapshot {
+            per_agent: vec![("ana".into(), Presence::Available, 0.5)],
+            ..Snapshot::default()
+        };
+        let off = metrics();
+        assert!(!off.per_agent());
+        let text = off.render(Some(&snap), Health::default());
+        assert!(!text.contains("agent=\""), "{text}");
+        let mut on = metrics();
+        on.per_agent = true;
+        let text = on.render(Some(&snap), Health::default());
+        assert_eq!(
+            value(
+                &text,
+                r#"switchboard_agent_load_ratio{agent="ana",presence="available"}"#
+            ),
+            Some(0.5)
+        );
+    }
+
     /// The scrape-time gauges of a standby are left out, not shown stale or at zero.
     #[test]
     fn a_standby_exports_no_queue_gauges() {

@@ -157,6 +157,25 @@ async fn rabbitmq_definitions_are_what_the_daemon_declares() {
     d.wait_contact(&id, |v| v["state"] == "offered").await;
     let (status, ready) = d.get("/readyz").await;
     assert_eq!(status, 200, "{ready}");
+    // The metrics in production shape: RabbitMQ up, the contact counted.
+    let scrape = d
+        .http
+        .get(d.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "switchboard_bus_up 1",
+        "switchboard_router_leader 1",
+        r#"switchboard_build_info{bus="amqp",store="sqlite",version="#,
+        r#"switchboard_contacts_ingested_total{channel="chat",queue="billing",urgency="normal"} 1"#,
+        r#"switchboard_bus_publishes_total{result="confirmed"} 1"#,
+    ] {
+        assert!(scrape.contains(line), "no {line} in:\n{scrape}");
+    }
     let (code, log) = d.terminate();
     assert_eq!(code, Some(0), "{log}");
     assert!(!log.contains("PRECONDITION"), "{log}");
