@@ -40,6 +40,8 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Whether this process's router leads or stands by.
     pub leading: Arc<AtomicBool>,
+    /// Agents' live feeds.
+    pub hub: Arc<crate::hub::Hub>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -56,6 +58,7 @@ pub fn routes(state: AppState) -> Http {
         .route("/readyz", get(readyz))
         .route("/v1/contacts", post(ingest))
         .route("/v1/contacts/{id}", get(contact))
+        .merge(crate::agents::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

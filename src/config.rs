@@ -40,6 +40,9 @@ pub struct Config {
     /// Classification rules, applied in order to every new contact.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Who may call the API.
+    #[serde(default)]
+    pub auth: AuthConfig,
     /// Engine-wide routing rules.
     #[serde(default)]
     pub routing: RoutingConfig,
@@ -233,10 +236,23 @@ pub struct AgentConfig {
     /// Presence when the agent is first created.
     #[serde(default = "available")]
     pub presence: switchboard_core::Presence,
+    /// The agent's bearer token: it reaches only this agent's stream, presence and work.
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
 fn available() -> switchboard_core::Presence {
     switchboard_core::Presence::Available
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Bearer token for agent management, queues and every agent's routes. Empty: the API
+    /// is open to anyone who reaches it (fine on a laptop, never in production). Prefer
+    /// `SWITCHBOARD__AUTH__ADMIN_TOKEN` to writing it here.
+    pub admin_token: String,
 }
 
 /// `[[rules]]`: when every given condition holds, the actions apply. The queue comes from

@@ -76,6 +76,10 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let ready = Arc::new(AtomicBool::new(false));
     let leading = Arc::new(AtomicBool::new(false));
+    let hub = Arc::new(crate::hub::Hub::new());
+    if cfg.auth.admin_token.is_empty() {
+        tracing::warn!("auth.admin_token is empty: the API is open to anyone who reaches it");
+    }
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .with_context(|| format!("listen on {}", cfg.server.listen))?;
@@ -88,6 +92,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         ingest_slots: Arc::new(Semaphore::new(cfg.server.max_concurrent_ingest)),
         ready: ready.clone(),
         leading: leading.clone(),
+        hub: hub.clone(),
     };
     let router_task = tokio::spawn(
         RouterTask {
@@ -97,6 +102,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
             store: store.clone(),
             shutdown: shutdown.clone(),
             leading,
+            hub,
         }
         .run(),
     );

@@ -58,6 +58,20 @@ pub struct Router {
     next_seq: i64,
     pub open: FxHashMap<ContactId, OpenContact>,
     pub by_public: HashMap<String, ContactId>,
+    /// Agent API settings (token digests) by agent name.
+    pub settings: HashMap<String, crate::agents::AgentSettings>,
+    follow_ups: Vec<FollowUp>,
+    /// Public ids of the contacts that ended in the last step, for delivering their end.
+    just_ended: HashMap<ContactId, String>,
+}
+
+/// A message that joined an open conversation, to deliver to its owner.
+#[derive(Debug, Clone)]
+pub struct FollowUp {
+    pub contact: ContactId,
+    pub owner: Option<AgentId>,
+    pub message: String,
+    pub summary: String,
 }
 
 /// A message the router cannot process: it goes to the dead-letter queue with this reason.
@@ -167,6 +181,13 @@ impl Router {
             next_seq: state.max_seq + 1,
             open,
             by_public,
+            settings: state
+                .agent_settings
+                .iter()
+                .filter_map(|(name, json)| Some((name.clone(), serde_json::from_str(json).ok()?)))
+                .collect(),
+            follow_ups: Vec::new(),
+            just_ended: HashMap::new(),
         };
         let t = now();
         let mut out = Vec::new();
@@ -177,7 +198,7 @@ impl Router {
                 .map_err(RouterError::Restore)?;
         }
         router.engine.dispatch(&mut out);
-        let batch = router.finish(t, out, step);
+        let batch = router.finish(t, &out, step);
         info!(
             agents = router.engine.agents().count(),
             open = router.engine.open_len(),
@@ -212,6 +233,12 @@ impl Router {
             skills,
             caps,
         };
+        if let Some(token) = &a.token {
+            self.settings
+                .entry(a.name.clone())
+                .or_default()
+                .token_sha256 = Some(crate::agents::token_digest(token));
+        }
         let new = self.engine.agent(id).is_none();
         self.engine
             .apply(now, Event::UpsertAgent { agent: id, profile }, out)
@@ -255,6 +282,12 @@ impl Router {
             let owner = c.state().agent();
             step.messages
                 .push(message_row(env, Some(seq), "follow_up", None, now));
+            self.follow_ups.push(FollowUp {
+                contact: c.id(),
+                owner,
+                message: env.id.clone(),
+                summary: m.summary.clone(),
+            });
             step.audit.push(AuditRow {
                 seq: 0,
                 at: now.as_millis() as i64,
@@ -347,11 +380,12 @@ impl Router {
     }
 
     /// Turns the decisions of a step into the rows that persist it.
-    fn finish(&mut self, now: Time, decisions: Vec<Decision>, mut step: Step) -> Batch {
+    fn finish(&mut self, now: Time, decisions: &[Decision], mut step: Step) -> Batch {
         let at = now.as_millis() as i64;
+        self.just_ended.clear();
         let mut ended: HashMap<ContactId, (&'static str, String, Option<AgentId>)> = HashMap::new();
         let mut owners = Vec::new();
-        for d in &decisions {
+        for d in decisions {
             let (contact, agent) = decision_subjects(d);
             if let Some(c) = contact {
                 step.touched_contacts.push(c);
@@ -437,6 +471,7 @@ impl Router {
                 row.end_reason = Some(reason);
                 if let Some(meta) = self.open.remove(&id) {
                     self.by_public.remove(&meta.public_id);
+                    self.just_ended.insert(id, meta.public_id);
                 }
             }
             contacts.push(row);
@@ -464,14 +499,57 @@ impl Router {
             owners,
             audit: step.audit,
             meta: vec![("next_offer".into(), self.engine.next_offer_id().to_string())],
+            agent_settings: Vec::new(),
         }
     }
 
     /// Fires due timers and dispatches; the batch persists what they decided.
-    pub fn tick(&mut self, now: Time) -> Batch {
+    pub fn tick(&mut self, now: Time) -> (Batch, Vec<Decision>) {
         let mut out = Vec::new();
         self.engine.tick(now, &mut out);
-        self.finish(now, out, Step::default())
+        let batch = self.finish(now, &out, Step::default());
+        (batch, out)
+    }
+
+    /// Applies commands from the agent API (fired timers first) and dispatches. Returns
+    /// what to persist and the decisions to deliver, and the refusal, if a command was
+    /// refused (commands after it are not applied; what timers decided still counts).
+    pub fn command(
+        &mut self,
+        now: Time,
+        events: Vec<Event>,
+    ) -> (Batch, Vec<Decision>, Option<switchboard_core::EngineError>) {
+        let mut out = Vec::new();
+        self.engine.tick(now, &mut out);
+        let mut step = Step::default();
+        let mut refused = None;
+        for event in events {
+            let agent = match &event {
+                Event::UpsertAgent { agent, .. } | Event::SetPresence { agent, .. } => Some(*agent),
+                _ => None,
+            };
+            if let Err(e) = self.engine.apply(now, event, &mut out) {
+                refused = Some(e);
+                break;
+            }
+            step.touched_agents.extend(agent);
+        }
+        self.engine.dispatch(&mut out);
+        let batch = self.finish(now, &out, step);
+        (batch, out, refused)
+    }
+
+    /// A contact's public id: open, or ended in the last step.
+    pub fn public_id(&self, contact: ContactId) -> Option<&str> {
+        self.open
+            .get(&contact)
+            .map(|o| o.public_id.as_str())
+            .or_else(|| self.just_ended.get(&contact).map(String::as_str))
+    }
+
+    /// The follow-up messages of the last step, for delivery to their owners.
+    pub fn take_follow_ups(&mut self) -> Vec<FollowUp> {
+        std::mem::take(&mut self.follow_ups)
     }
 
     /// The engine's policy.
@@ -548,6 +626,8 @@ pub struct RouterTask {
     pub shutdown: CancellationToken,
     /// Whether this process leads (consumes and writes) or stands by.
     pub leading: Arc<std::sync::atomic::AtomicBool>,
+    /// Where agents' live streams get their events.
+    pub hub: Arc<crate::hub::Hub>,
 }
 
 impl RouterTask {
@@ -594,10 +674,12 @@ impl RouterTask {
     /// Replaces the in-memory state with what the store holds, and persists what the
     /// config's agents change.
     async fn reload(&self) -> Result<(), RouterError> {
+        // Under the lock: agent commands and this commit must not interleave.
+        let mut shared = self.shared.lock().await;
         let state = self.store.load().await?;
         let (router, batch) = Router::restore(&self.loaded, state)?;
         self.store.commit(&batch).await?;
-        *self.shared.lock().await = router;
+        *shared = router;
         Ok(())
     }
 
@@ -623,9 +705,10 @@ impl RouterTask {
                     batch = &mut next => break batch?,
                     _ = tokio::time::sleep(sleep_for) => {
                         let mut router = self.shared.lock().await;
-                        let batch = router.tick(now());
+                        let (batch, decisions) = router.tick(now());
                         if !batch.is_empty() {
                             self.store.commit(&batch).await?;
+                            self.hub.publish(&router, &decisions, &[]);
                         }
                     }
                 }
@@ -675,7 +758,7 @@ impl RouterTask {
             }
         }
         router.engine.dispatch(&mut out);
-        let batch = router.finish(now, out, step);
+        let batch = router.finish(now, &out, step);
         // The dead-letter queue keeps the message itself; do that before recording it.
         for (d, reason, id) in &poison {
             warn!(message = id.as_deref().unwrap_or("?"), %reason, "message dead-lettered");
@@ -685,6 +768,8 @@ impl RouterTask {
             drop(router);
             return Err(e.into());
         }
+        let follow_ups = router.take_follow_ups();
+        self.hub.publish(&router, &out, &follow_ups);
         if let Some(last) = deliveries.iter().map(|d| d.tag).max() {
             sub.ack_through(last).await?;
         }

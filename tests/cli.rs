@@ -103,5 +103,8 @@ fn run_refuses_a_bad_config_before_opening_anything() {
     assert!(err.contains("bus.prefetch"), "{err}");
     assert!(err.contains("switchboard.toml"), "{err}");
     assert!(!dir.join("data").exists(), "nothing was created");
-    assert!(String::from_utf8_lossy(&out.stdout).is_empty(), "no port was opened");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).is_empty(),
+        "no port was opened"
+    );
 }

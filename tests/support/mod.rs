@@ -277,6 +277,19 @@ impl Daemon {
         }
     }
 
+    /// Waits until this daemon's router leads (it has taken the lead and loaded state).
+    pub async fn wait_leader(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, body) = self.get("/readyz").await;
+            if body["router"] == "leader" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never became leader: {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// SIGTERM, then waits for a clean exit; returns the exit code and the log.
     pub fn terminate(mut self) -> (Option<i32>, String) {
         let _ = Command::new("kill")

@@ -896,7 +896,12 @@ impl Engine {
         c.overflow_teams = TeamSet::EMPTY;
         c.overflow_at = None;
         match to {
-            TransferTarget::Agent(target) => c.target = Some(target),
+            TransferTarget::Agent(target) => {
+                // A transfer to a named agent is deliberate: it overrides their earlier
+                // decline of this contact.
+                c.declined.retain(|a| *a != target);
+                c.target = Some(target);
+            }
             TransferTarget::Team(team) => {
                 c.teams = TeamSet::of([team]);
                 c.required = SkillSet::EMPTY;

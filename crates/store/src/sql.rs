@@ -235,7 +235,7 @@ where
 }
 
 macro_rules! sql_store {
-    ($store:ty, $db:ty, $lock_row:literal) => {
+    ($store:ty, $db:ty, $begin:literal, $lock_row:literal) => {
         impl $store {
             /// The epoch in `meta` (0 before anyone led), read inside `tx`.
             async fn epoch_in(tx: &mut sqlx::Transaction<'_, $db>) -> Result<i64, StoreError> {
@@ -324,6 +324,14 @@ macro_rules! sql_store {
                     .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
                     .collect::<Result<Vec<_>, sqlx::Error>>()
                     .map_err(query_err("load meta"))?;
+                let agent_settings = sqlx::query("SELECT name, settings FROM agent_settings ORDER BY name")
+                    .fetch_all(p)
+                    .await
+                    .map_err(query_err("load agent settings"))?
+                    .iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(query_err("load agent settings"))?;
                 let max_seq: Option<i64> = sqlx::query("SELECT MAX(seq) FROM contacts")
                     .fetch_one(p)
                     .await
@@ -335,6 +343,7 @@ macro_rules! sql_store {
                     contacts,
                     owners,
                     meta,
+                    agent_settings,
                     max_seq: max_seq.unwrap_or(0),
                 })
             }
@@ -363,7 +372,7 @@ macro_rules! sql_store {
 
             async fn lead(&self) -> Result<i64, StoreError> {
                 self.take_lock().await?;
-                let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+                let mut tx = self.pool.begin_with($begin).await.map_err(query_err("begin"))?;
                 let epoch = Self::epoch_in(&mut tx).await? + 1;
                 sqlx::query(
                     "INSERT INTO meta (key, value) VALUES ('epoch', $1) \
@@ -380,7 +389,7 @@ macro_rules! sql_store {
 
             async fn commit(&self, b: &Batch) -> Result<(), StoreError> {
                 let err = query_err("commit batch");
-                let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+                let mut tx = self.pool.begin_with($begin).await.map_err(query_err("begin"))?;
                 // Fencing: a process that lost the lead may not write any more.
                 if let Some(mine) = *self.epoch.lock().await {
                     let current = Self::epoch_in(&mut tx).await?;
@@ -496,6 +505,17 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(query_err("commit meta"))?;
+                }
+                for (name, settings) in &b.agent_settings {
+                    sqlx::query(
+                        "INSERT INTO agent_settings (name, settings) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO UPDATE SET settings = excluded.settings",
+                    )
+                    .bind(name)
+                    .bind(settings)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err("commit agent settings"))?;
                 }
                 tx.commit().await.map_err(err)
             }
@@ -635,10 +655,11 @@ macro_rules! sql_store {
     };
 }
 
-// SQLite has one writer at a time anyway; PostgreSQL locks the epoch row so a takeover
-// and a commit of the previous leader are ordered.
-sql_store!(SqliteStore, sqlx::Sqlite, "");
-sql_store!(PgStore, sqlx::Postgres, " FOR UPDATE");
+// SQLite takes its one write lock when a writing transaction begins (a read that later
+// upgrades to a write fails at once if another connection wrote meanwhile); PostgreSQL
+// locks the epoch row so a takeover and a commit of the previous leader are ordered.
+sql_store!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE", "");
+sql_store!(PgStore, sqlx::Postgres, "BEGIN", " FOR UPDATE");
 
 #[cfg(test)]
 mod tests {

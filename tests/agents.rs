@@ -1,0 +1,424 @@
+//! The agent's side over real HTTP: an agent registers, goes available, opens the stream,
+//! gets an offer, accepts, gets a follow-up, closes, and the next contact arrives; decline
+//! goes to the next agent; the stream resumes from Last-Event-ID; auth on every route.
+
+mod support;
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use support::{Daemon, Setup, contact};
+
+const ADMIN: &str = "admin-secret-token-0001";
+const CAROL: &str = "carol-secret-token-0001";
+const DAN: &str = "dan-secret-token-000001";
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone)]
+struct Sse {
+    id: Option<String>,
+    event: String,
+    data: Value,
+}
+
+/// An open event stream.
+struct Stream {
+    events: tokio::sync::mpsc::UnboundedReceiver<Sse>,
+}
+
+impl Stream {
+    async fn open(d: &Daemon, agent: &str, token: &str, last: Option<&str>) -> Stream {
+        let mut req = d
+            .http
+            .get(d.url(&format!("/v1/agents/{agent}/stream")))
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(3600));
+        if let Some(last) = last {
+            req = req.header("last-event-id", last);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        let (tx, events) = tokio::sync::mpsc::unbounded_channel();
+        let mut body = r.bytes_stream();
+        tokio::spawn(async move {
+            let mut buf = String::new();
+            while let Some(Ok(chunk)) = body.next().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buf.find("\n\n") {
+                    let block: String = buf.drain(..end + 2).collect();
+                    let (mut id, mut event, mut data) = (None, String::new(), String::new());
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("id:") {
+                            id = Some(v.trim().to_owned());
+                        } else if let Some(v) = line.strip_prefix("event:") {
+                            event = v.trim().to_owned();
+                        } else if let Some(v) = line.strip_prefix("data:") {
+                            data.push_str(v.trim());
+                        }
+                    }
+                    if !event.is_empty() {
+                        let data = serde_json::from_str(&data).unwrap_or(Value::Null);
+                        if tx.send(Sse { id, event, data }).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Stream { events }
+    }
+
+    /// The next event, skipping none; fails after 10 s.
+    async fn next(&mut self) -> Sse {
+        tokio::time::timeout(Duration::from_secs(10), self.events.recv())
+            .await
+            .expect("an event within 10 s")
+            .expect("stream open")
+    }
+
+    /// The next event of this kind (others are skipped).
+    async fn next_of(&mut self, kind: &str) -> Sse {
+        loop {
+            let e = self.next().await;
+            if e.event == kind {
+                return e;
+            }
+        }
+    }
+}
+
+async fn call(
+    d: &Daemon,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    let url = d.url(path);
+    let mut req = match method {
+        "PUT" => d.http.put(url),
+        "POST" => d.http.post(url),
+        _ => d.http.get(url),
+    };
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if !body.is_null() {
+        req = req.json(&body);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn setup(name: &str) -> Setup {
+    let mut s = Setup::embedded(name);
+    s.set("SWITCHBOARD__AUTH__ADMIN_TOKEN", ADMIN);
+    s
+}
+
+/// Registers carol and dan (chat, cap 1 each) and sends the config's agents offline, so
+/// the test controls who can take work.
+async fn team(d: &Daemon) {
+    d.wait_leader().await;
+    for (name, token, proficiency) in [("carol", CAROL, 9), ("dan", DAN, 5)] {
+        let (status, body) = call(
+            d,
+            "PUT",
+            &format!("/v1/agents/{name}"),
+            Some(ADMIN),
+            json!({ "skills": { "english": proficiency }, "caps": { "chat": 1 }, "teams": ["support"], "token": token }),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["presence"], "offline", "new agents start offline");
+    }
+    for name in ["ana", "bo"] {
+        let (status, _) = call(
+            d,
+            "PUT",
+            &format!("/v1/agents/{name}/presence"),
+            Some(ADMIN),
+            json!({ "presence": "offline" }),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+}
+
+#[tokio::test]
+async fn an_agent_works_a_contact_through_its_whole_life() {
+    let setup = setup("agent-life");
+    let d = Daemon::start(&setup);
+    team(&d).await;
+    let mut carol = Stream::open(&d, "carol", CAROL, None).await;
+    let snapshot = carol.next().await;
+    assert_eq!(snapshot.event, "snapshot");
+    assert_eq!(snapshot.data["presence"], "offline");
+    let (status, _) = call(
+        &d,
+        "PUT",
+        "/v1/agents/carol/presence",
+        Some(CAROL),
+        json!({ "presence": "available" }),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let mut first = contact("chat", "life-1", "hello, I need help");
+    first["skills"] = json!(["english"]);
+    let (_, body) = d.post(&first).await;
+    let c1 = body["id"].as_str().unwrap().to_owned();
+    let offer = carol.next_of("offer").await;
+    assert_eq!(offer.data["contact"], c1.as_str());
+    assert!(offer.id.is_some(), "events carry ids for resuming");
+    let offer_id = offer.data["offer"].as_u64().unwrap();
+
+    // Dan may not answer carol's offer.
+    let (status, _) = call(
+        &d,
+        "POST",
+        &format!("/v1/offers/{offer_id}/accept"),
+        Some(DAN),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, body) = call(
+        &d,
+        "POST",
+        &format!("/v1/offers/{offer_id}/accept"),
+        Some(CAROL),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(carol.next_of("assigned").await.data["contact"], c1.as_str());
+    let view = d.wait_contact(&c1, |v| v["owner"] == "carol").await;
+    assert_eq!(view["state"], "assigned");
+    // Accepting twice is a conflict, not a second owner.
+    let (status, _) = call(
+        &d,
+        "POST",
+        &format!("/v1/offers/{offer_id}/accept"),
+        Some(CAROL),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 409);
+
+    // A follow-up in the conversation goes to carol's stream.
+    d.post(&contact("chat", "life-1", "any news?")).await;
+    let message = carol.next_of("message").await;
+    assert_eq!(message.data["contact"], c1.as_str());
+    assert_eq!(message.data["summary"], "any news?");
+
+    // Carol is at her chat cap: the next chat waits (dan is offline) until she closes.
+    let mut second = contact("chat", "life-2", "second customer");
+    second["skills"] = json!(["english"]);
+    let (_, body) = d.post(&second).await;
+    let c2 = body["id"].as_str().unwrap().to_owned();
+    d.wait_contact(&c2, |v| v["state"] == "waiting").await;
+    let (status, body) = call(
+        &d,
+        "POST",
+        &format!("/v1/contacts/{c1}/close"),
+        Some(CAROL),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(carol.next_of("closed").await.data["contact"], c1.as_str());
+    let next = carol.next_of("offer").await;
+    assert_eq!(
+        next.data["contact"],
+        c2.as_str(),
+        "capacity freed, the next contact arrives"
+    );
+
+    // Carol declines; dan, now available, gets it; it never goes back to carol.
+    let mut dan = Stream::open(&d, "dan", DAN, None).await;
+    call(
+        &d,
+        "PUT",
+        "/v1/agents/dan/presence",
+        Some(DAN),
+        json!({ "presence": "available" }),
+    )
+    .await;
+    let declined = next.data["offer"].as_u64().unwrap();
+    let (status, _) = call(
+        &d,
+        "POST",
+        &format!("/v1/offers/{declined}/decline"),
+        Some(CAROL),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        carol.next_of("offer_ended").await.data["outcome"],
+        "declined"
+    );
+    let to_dan = dan.next_of("offer").await;
+    assert_eq!(to_dan.data["contact"], c2.as_str());
+    let (status, _) = call(
+        &d,
+        "POST",
+        &format!("/v1/offers/{}/accept", to_dan.data["offer"]),
+        Some(DAN),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Transfer from dan to carol: ownership moves, carol gets the offer.
+    let (status, body) = call(
+        &d,
+        "POST",
+        &format!("/v1/contacts/{c2}/transfer"),
+        Some(DAN),
+        json!({ "agent": "carol" }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        dan.next_of("transferred_out").await.data["contact"],
+        c2.as_str()
+    );
+    let back = carol.next_of("offer").await;
+    assert_eq!(back.data["contact"], c2.as_str());
+
+    let (status, queues) = call(&d, "GET", "/v1/queues", Some(ADMIN), Value::Null).await;
+    assert_eq!(status, 200);
+    assert!(
+        queues["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["queue"] == "support")
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    setup.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_reconnecting_stream_resumes_without_losing_events() {
+    let setup = setup("agent-resume");
+    let d = Daemon::start(&setup);
+    team(&d).await;
+    call(
+        &d,
+        "PUT",
+        "/v1/agents/carol/presence",
+        Some(CAROL),
+        json!({ "presence": "available" }),
+    )
+    .await;
+    let mut stream = Stream::open(&d, "carol", CAROL, None).await;
+    assert_eq!(stream.next().await.event, "snapshot");
+    let mut c = contact("chat", "resume-1", "one");
+    c["skills"] = json!(["english"]);
+    d.post(&c).await;
+    let offer = stream.next_of("offer").await;
+    let last = offer.id.clone().unwrap();
+    drop(stream);
+    // While disconnected, the offer is declined (by the admin, for carol) and expires
+    // nothing else; the event is held for her.
+    let (status, _) = call(
+        &d,
+        "POST",
+        &format!("/v1/offers/{}/decline", offer.data["offer"]),
+        Some(ADMIN),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut resumed = Stream::open(&d, "carol", CAROL, Some(&last)).await;
+    let e = resumed.next().await;
+    assert_eq!(
+        e.event, "offer_ended",
+        "no snapshot: the missed event comes first"
+    );
+    assert_eq!(e.data["outcome"], "declined");
+    // An unknown Last-Event-ID (another run) gets a snapshot instead.
+    let mut fresh = Stream::open(&d, "carol", CAROL, Some("0-1")).await;
+    assert_eq!(fresh.next().await.event, "snapshot");
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    setup.cleanup().await;
+}
+
+#[tokio::test]
+async fn every_agent_route_checks_its_token() {
+    let setup = setup("agent-auth");
+    let d = Daemon::start(&setup);
+    team(&d).await;
+    let routes: [(&str, &str, Value); 6] = [
+        ("GET", "/v1/agents", Value::Null),
+        ("GET", "/v1/queues", Value::Null),
+        ("PUT", "/v1/agents/eve", json!({ "caps": { "chat": 1 } })),
+        (
+            "PUT",
+            "/v1/agents/dan/presence",
+            json!({ "presence": "away" }),
+        ),
+        ("GET", "/v1/agents/dan", Value::Null),
+        ("GET", "/v1/agents/dan/stream", Value::Null),
+    ];
+    for (method, path, body) in &routes {
+        let (status, _) = call(&d, method, path, None, body.clone()).await;
+        assert_eq!(status, 401, "{method} {path} without a token");
+        let (status, _) = call(&d, method, path, Some("not-a-token-at-all"), body.clone()).await;
+        assert_eq!(status, 401, "{method} {path} with an unknown token");
+        let (status, _) = call(&d, method, path, Some(CAROL), body.clone()).await;
+        assert_eq!(status, 403, "{method} {path} with another agent's token");
+    }
+    // The right tokens.
+    let (status, _) = call(
+        &d,
+        "PUT",
+        "/v1/agents/dan/presence",
+        Some(DAN),
+        json!({ "presence": "away" }),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(&d, "GET", "/v1/agents/dan", Some(DAN), Value::Null).await;
+    assert_eq!(status, 200);
+    let (status, body) = call(&d, "GET", "/v1/agents", Some(ADMIN), Value::Null).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["agents"].as_array().unwrap().len(), 4);
+    // Work routes: an unknown offer or contact is refused even to the admin.
+    let (status, _) = call(
+        &d,
+        "POST",
+        "/v1/offers/999/accept",
+        Some(ADMIN),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, _) = call(&d, "POST", "/v1/contacts/nope/close", None, Value::Null).await;
+    assert_eq!(status, 401);
+    let (status, _) = call(
+        &d,
+        "POST",
+        "/v1/contacts/nope/close",
+        Some(ADMIN),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    setup.cleanup().await;
+}
