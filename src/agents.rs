@@ -37,6 +37,9 @@ pub struct AgentSettings {
     /// Hex SHA-256 of the agent's bearer token.
     #[serde(default)]
     pub token_sha256: Option<String>,
+    /// Where the agent's events are POSTed.
+    #[serde(default)]
+    pub webhook: Option<String>,
 }
 
 /// The hex SHA-256 of a token.
@@ -198,6 +201,8 @@ struct AgentBody {
     total_cap: Option<u16>,
     /// A new token for the agent (stored as its SHA-256).
     token: Option<String>,
+    /// Where to POST the agent's events; `""` removes it.
+    webhook: Option<String>,
 }
 
 async fn upsert_agent(
@@ -258,16 +263,32 @@ async fn upsert_agent(
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid agent", e.to_string()),
     };
     let mut settings = Vec::new();
-    if let Some(token) = &body.token {
-        if token.len() < 16 {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid agent",
-                "token: at least 16 characters",
-            );
-        }
+    if let Some(token) = &body.token
+        && token.len() < 16
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid agent",
+            "token: at least 16 characters",
+        );
+    }
+    if let Some(url) = body.webhook.as_deref().filter(|u| !u.is_empty())
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid agent",
+            "webhook: an http:// or https:// URL",
+        );
+    }
+    if body.token.is_some() || body.webhook.is_some() {
         let entry = router.settings.entry(name.clone()).or_default();
-        entry.token_sha256 = Some(token_digest(token));
+        if let Some(token) = &body.token {
+            entry.token_sha256 = Some(token_digest(token));
+        }
+        if let Some(url) = &body.webhook {
+            entry.webhook = (!url.is_empty()).then(|| url.clone());
+        }
         settings.push((
             name.clone(),
             serde_json::to_string(entry).unwrap_or_default(),
@@ -431,8 +452,10 @@ async fn stream(
     let live = BroadcastStream::new(sub.live)
         .take_while(|e| std::future::ready(e.is_ok()))
         .filter_map(move |e| std::future::ready(e.ok().map(to_sse)));
+    // Streams end at shutdown, so the server drains instead of waiting out its grace.
     let events = futures_util::stream::iter(first.into_iter().chain(missed))
         .chain(live)
+        .take_until(s.shutdown.clone().cancelled_owned())
         .map(Ok::<_, Infallible>);
     Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

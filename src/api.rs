@@ -42,6 +42,8 @@ pub struct AppState {
     pub leading: Arc<AtomicBool>,
     /// Agents' live feeds.
     pub hub: Arc<crate::hub::Hub>,
+    /// Cancelled at shutdown: live streams end so the server can drain.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for AppState {

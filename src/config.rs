@@ -43,6 +43,9 @@ pub struct Config {
     /// Who may call the API.
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Getting offers and updates to agents' tools.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
     /// Engine-wide routing rules.
     #[serde(default)]
     pub routing: RoutingConfig,
@@ -239,6 +242,9 @@ pub struct AgentConfig {
     /// The agent's bearer token: it reaches only this agent's stream, presence and work.
     #[serde(default)]
     pub token: Option<String>,
+    /// Where to POST the agent's events (signed; see `[delivery]`).
+    #[serde(default)]
+    pub webhook: Option<String>,
 }
 
 fn available() -> switchboard_core::Presence {
@@ -253,6 +259,38 @@ pub struct AuthConfig {
     /// is open to anyone who reaches it (fine on a laptop, never in production). Prefer
     /// `SWITCHBOARD__AUTH__ADMIN_TOKEN` to writing it here.
     pub admin_token: String,
+}
+
+/// `[delivery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// HMAC-SHA256 key of the webhook signature header. Prefer
+    /// `SWITCHBOARD__DELIVERY__WEBHOOK_SECRET`. Webhooks are sent only when it is set.
+    pub webhook_secret: String,
+    /// Attempts per webhook event, the first included.
+    pub webhook_attempts: u32,
+    /// Time allowed for one webhook attempt.
+    #[serde(with = "humantime_serde")]
+    pub webhook_timeout: Duration,
+    /// Delay before the first retry; it doubles (with jitter) up to a minute.
+    #[serde(with = "humantime_serde")]
+    pub webhook_backoff: Duration,
+    /// Publish every agent event to the bus's assignments exchange (routing keys
+    /// `agent.<name>.<event>` and `team.<team>.<event>`).
+    pub publish_events: bool,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            webhook_secret: String::new(),
+            webhook_attempts: 5,
+            webhook_timeout: Duration::from_secs(5),
+            webhook_backoff: Duration::from_millis(500),
+            publish_events: true,
+        }
+    }
 }
 
 /// `[[rules]]`: when every given condition holds, the actions apply. The queue comes from

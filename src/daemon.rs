@@ -76,7 +76,28 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let ready = Arc::new(AtomicBool::new(false));
     let leading = Arc::new(AtomicBool::new(false));
-    let hub = Arc::new(crate::hub::Hub::new());
+    let webhooks = (!cfg.delivery.webhook_secret.is_empty()).then(|| {
+        switchboard_delivery::Webhooks::new(switchboard_delivery::WebhookConfig {
+            secret: cfg.delivery.webhook_secret.as_bytes().to_vec(),
+            max_attempts: cfg.delivery.webhook_attempts,
+            timeout: cfg.delivery.webhook_timeout,
+            initial_backoff: cfg.delivery.webhook_backoff,
+            max_backoff: std::time::Duration::from_secs(60),
+        })
+    });
+    let events = cfg.delivery.publish_events.then(|| {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Vec<u8>)>();
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            while let Some((key, body)) = rx.recv().await {
+                if let Err(e) = bus.publish_event(&key, &body).await {
+                    tracing::warn!(routing_key = %key, error = %e, "assignment event not published");
+                }
+            }
+        });
+        tx
+    });
+    let hub = Arc::new(crate::hub::Hub::new(webhooks, events));
     if cfg.auth.admin_token.is_empty() {
         tracing::warn!("auth.admin_token is empty: the API is open to anyone who reaches it");
     }
@@ -93,6 +114,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         ready: ready.clone(),
         leading: leading.clone(),
         hub: hub.clone(),
+        shutdown: shutdown.clone(),
     };
     let router_task = tokio::spawn(
         RouterTask {

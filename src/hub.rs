@@ -34,11 +34,15 @@ struct Feed {
     tx: broadcast::Sender<FeedEvent>,
 }
 
-/// All agents' feeds (a concurrent map: streams subscribe while the router publishes).
+/// All agents' feeds (a concurrent map: streams subscribe while the router publishes),
+/// and where else each event goes: the agent's webhook, the bus's assignments exchange.
 #[derive(Debug)]
 pub struct Hub {
     boot: String,
     feeds: DashMap<AgentId, Feed>,
+    webhooks: Option<switchboard_delivery::Webhooks>,
+    /// (routing key, body) for the assignments exchange, sent in order by one task.
+    events: Option<tokio::sync::mpsc::UnboundedSender<(String, Vec<u8>)>>,
 }
 
 /// What a subscriber gets: the events it missed (if it can resume), whether it must
@@ -50,21 +54,55 @@ pub struct Subscription {
     pub live: broadcast::Receiver<FeedEvent>,
 }
 
-impl Default for Hub {
-    fn default() -> Self {
-        Hub::new()
-    }
-}
-
 impl Hub {
-    pub fn new() -> Hub {
+    /// A hub that also sends webhooks (when given a sender) and bus events (when given a
+    /// channel to the task that publishes them).
+    pub fn new(
+        webhooks: Option<switchboard_delivery::Webhooks>,
+        events: Option<tokio::sync::mpsc::UnboundedSender<(String, Vec<u8>)>>,
+    ) -> Hub {
         Hub {
             boot: format!("{:x}", crate::router::now().as_millis()),
             feeds: DashMap::new(),
+            webhooks,
+            events,
         }
     }
 
-    fn push(&self, agent: AgentId, kind: &'static str, data: Value) {
+    fn push(&self, router: &Router, agent: AgentId, kind: &'static str, data: Value) {
+        let id = self.append(agent, kind, &data);
+        if self.webhooks.is_none() && self.events.is_none() {
+            return;
+        }
+        let name = router.names.agent_name(agent).unwrap_or_default();
+        let body = json!({
+            "id": id,
+            "event": kind,
+            "agent": name,
+            "at": crate::router::now().as_millis(),
+            "data": data,
+        })
+        .to_string()
+        .into_bytes();
+        if let Some(hooks) = &self.webhooks
+            && let Some(url) = router.settings.get(name).and_then(|s| s.webhook.as_ref())
+        {
+            hooks.send(name, url, body.clone());
+        }
+        if let Some(events) = &self.events {
+            // Routing-key words are separated by dots: keep names to one word.
+            let word = |s: &str| s.replace(['.', '*', '#'], "_");
+            let _ = events.send((format!("agent.{}.{kind}", word(name)), body.clone()));
+            if let Some(a) = router.engine.agent(agent) {
+                for team in router.names.team_names(a.teams()) {
+                    let _ = events.send((format!("team.{}.{kind}", word(&team)), body.clone()));
+                }
+            }
+        }
+    }
+
+    /// Appends an event to the agent's feed and returns its id.
+    fn append(&self, agent: AgentId, kind: &'static str, data: &Value) -> String {
         let mut feed = self.feeds.entry(agent).or_insert_with(|| Feed {
             next: 1,
             held: VecDeque::new(),
@@ -82,8 +120,10 @@ impl Hub {
             feed.held.pop_front();
         }
         feed.held.push_back(event.clone());
+        let id = event.id.clone();
         // Nobody listening is fine: the event is held for a reconnect.
         let _ = feed.tx.send(event);
+        id
     }
 
     /// Subscribes to an agent's feed, resuming after `last_event_id` when possible.
@@ -128,6 +168,7 @@ impl Hub {
                 } => {
                     let meta = router.open.get(contact);
                     self.push(
+                        router,
                         *agent,
                         "offer",
                         json!({
@@ -147,6 +188,7 @@ impl Hub {
                     agent,
                     outcome,
                 } => self.push(
+                    router,
                     *agent,
                     "offer_ended",
                     json!({ "offer": offer.0, "contact": public(contact), "outcome": outcome }),
@@ -157,23 +199,29 @@ impl Hub {
                     offer,
                     ..
                 } => self.push(
+                    router,
                     *agent,
                     "assigned",
                     json!({ "offer": offer.0, "contact": public(contact) }),
                 ),
                 Decision::Transferred { contact, from, .. } => self.push(
+                    router,
                     *from,
                     "transferred_out",
                     json!({ "contact": public(contact) }),
                 ),
-                Decision::Requeued { contact, agent, .. } => {
-                    self.push(*agent, "requeued", json!({ "contact": public(contact) }))
-                }
+                Decision::Requeued { contact, agent, .. } => self.push(
+                    router,
+                    *agent,
+                    "requeued",
+                    json!({ "contact": public(contact) }),
+                ),
                 Decision::WrapUpStarted {
                     contact,
                     agent,
                     until,
                 } => self.push(
+                    router,
                     *agent,
                     "wrap_up",
                     json!({ "contact": public(contact), "until": until.as_millis() }),
@@ -183,6 +231,7 @@ impl Hub {
                     agent: Some(agent),
                     reason,
                 } => self.push(
+                    router,
                     *agent,
                     "closed",
                     json!({ "contact": public(contact), "reason": reason }),
@@ -192,6 +241,7 @@ impl Hub {
                     presence,
                     reason,
                 } => self.push(
+                    router,
                     *agent,
                     "presence",
                     json!({ "presence": presence, "reason": reason }),
@@ -203,8 +253,7 @@ impl Hub {
         }
         for f in follow_ups {
             if let Some(owner) = f.owner {
-                self.push(
-                    owner,
+                self.push(router, owner,
                     "message",
                     json!({ "contact": public(&f.contact), "message": f.message, "summary": f.summary }),
                 );

@@ -422,3 +422,181 @@ async fn every_agent_route_checks_its_token() {
     assert_eq!(code, Some(0));
     setup.cleanup().await;
 }
+
+/// A local agent tool receiving webhooks: verifies each signature independently, answers
+/// 503 to the first `fail` requests (or to all with `u32::MAX`).
+async fn receiver(
+    fail: u32,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+    std::sync::Arc<std::sync::atomic::AtomicU32>,
+) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let attempts = std::sync::Arc::new(AtomicU32::new(0));
+    let (g, a) = (got.clone(), attempts.clone());
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (got, attempts) = (g.clone(), a.clone());
+                async move {
+                    let n = attempts.fetch_add(1, Ordering::SeqCst);
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_secs();
+                    let sig = headers
+                        .get(switchboard_delivery::SIGNATURE_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    if switchboard_delivery::verify(WEBHOOK_SECRET.as_bytes(), sig, &body, now, 300)
+                        .is_err()
+                    {
+                        return axum::http::StatusCode::UNAUTHORIZED;
+                    }
+                    if n < fail {
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                    got.lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&body).unwrap());
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got, attempts)
+}
+
+const WEBHOOK_SECRET: &str = "webhook-secret-for-the-test";
+
+#[tokio::test]
+async fn signed_webhooks_reach_the_agent_tool_through_failures_and_a_dead_tool_loses_the_offer() {
+    let mut setup = setup("agent-webhooks");
+    setup.set("SWITCHBOARD__DELIVERY__WEBHOOK_SECRET", WEBHOOK_SECRET);
+    setup.set("SWITCHBOARD__DELIVERY__WEBHOOK_BACKOFF", "20ms");
+    setup.set("SWITCHBOARD__DELIVERY__WEBHOOK_ATTEMPTS", "4");
+    setup.set("SWITCHBOARD__CHANNELS__CHAT__OFFER_TIMEOUT", "2s");
+    let d = Daemon::start(&setup);
+    team(&d).await;
+    // Gil's tool fails twice, then works: the offer arrives, signed, then the assignment.
+    let (url, got, attempts) = receiver(2).await;
+    let (status, body) = call(
+        &d,
+        "PUT",
+        "/v1/agents/gil",
+        Some(ADMIN),
+        json!({ "skills": { "english": 10 }, "caps": { "chat": 1 }, "webhook": url }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    call(
+        &d,
+        "PUT",
+        "/v1/agents/gil/presence",
+        Some(ADMIN),
+        json!({ "presence": "available" }),
+    )
+    .await;
+    let mut c = contact("chat", "hook-1", "hello");
+    c["skills"] = json!(["english"]);
+    let (_, body) = d.post(&c).await;
+    let id = body["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let offer = loop {
+        if let Some(e) = got
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e["event"] == "offer")
+            .cloned()
+        {
+            break e;
+        }
+        assert!(std::time::Instant::now() < deadline, "no offer by webhook");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(offer["agent"], "gil");
+    assert_eq!(offer["data"]["contact"], id.as_str());
+    assert!(
+        attempts.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "two failures, then delivered"
+    );
+    let (status, _) = call(
+        &d,
+        "POST",
+        &format!("/v1/offers/{}/accept", offer["data"]["offer"]),
+        Some(ADMIN),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let events: Vec<String> = got
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_owned())
+            .collect();
+        if events.contains(&"assigned".to_owned()) {
+            let offer_at = events.iter().position(|e| e == "offer").unwrap();
+            let assigned_at = events.iter().position(|e| e == "assigned").unwrap();
+            assert!(offer_at < assigned_at, "the offer comes first: {events:?}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no assignment by webhook: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Hal's tool never answers: the offer expires and the contact goes to carol.
+    let (dead_url, _, dead_attempts) = receiver(u32::MAX).await;
+    call(
+        &d,
+        "PUT",
+        "/v1/agents/hal",
+        Some(ADMIN),
+        json!({ "skills": { "english": 10 }, "caps": { "chat": 1 }, "webhook": dead_url }),
+    )
+    .await;
+    call(
+        &d,
+        "PUT",
+        "/v1/agents/hal/presence",
+        Some(ADMIN),
+        json!({ "presence": "available" }),
+    )
+    .await;
+    let mut c = contact("chat", "hook-2", "anyone?");
+    c["skills"] = json!(["english"]);
+    let (_, body) = d.post(&c).await;
+    let id2 = body["id"].as_str().unwrap().to_owned();
+    d.wait_contact(&id2, |v| v["offered_to"] == "hal").await;
+    let mut carol = Stream::open(&d, "carol", CAROL, None).await;
+    call(
+        &d,
+        "PUT",
+        "/v1/agents/carol/presence",
+        Some(CAROL),
+        json!({ "presence": "available" }),
+    )
+    .await;
+    let offer = carol.next_of("offer").await;
+    assert_eq!(
+        offer.data["contact"],
+        id2.as_str(),
+        "after hal's offer expired"
+    );
+    assert!(dead_attempts.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    setup.cleanup().await;
+}
