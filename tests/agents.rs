@@ -600,3 +600,135 @@ async fn signed_webhooks_reach_the_agent_tool_through_failures_and_a_dead_tool_l
     assert_eq!(code, Some(0));
     setup.cleanup().await;
 }
+
+/// 1,000 contacts across 50 agents with mixed caps; simulated agents accept, decline and
+/// close at random from their streams. Afterwards every contact is closed or waiting, and
+/// the audit log (not the daemon's counters) shows no contact ever had two holders, no
+/// agent ever exceeded a cap, and no contact went back to an agent who declined it.
+#[tokio::test]
+async fn a_thousand_contacts_across_fifty_agents_keep_every_promise() {
+    let setup = setup("agent-load");
+    let d = Daemon::start(&setup);
+    d.wait_leader().await;
+    for name in ["ana", "bo"] {
+        call(
+            &d,
+            "PUT",
+            &format!("/v1/agents/{name}/presence"),
+            Some(ADMIN),
+            json!({ "presence": "offline" }),
+        )
+        .await;
+    }
+    let mut rng = fastrand::Rng::with_seed(42);
+    let mut agents = Vec::new();
+    for i in 0..50 {
+        let name = format!("agent{i:02}");
+        let token = format!("{name}-token-0123456789");
+        let body = json!({
+            "skills": { "english": rng.u8(1..=10) },
+            "caps": { "chat": rng.u16(1..=3), "email": rng.u16(2..=5) },
+            "total_cap": rng.u16(2..=6),
+            "token": token,
+        });
+        let (status, body) =
+            call(&d, "PUT", &format!("/v1/agents/{name}"), Some(ADMIN), body).await;
+        assert_eq!(status, 200, "{body}");
+        agents.push((name, token));
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for (i, (name, token)) in agents.iter().enumerate() {
+        let mut stream = Stream::open(&d, name, token, None).await;
+        let (http, base, token, stop) =
+            (d.http.clone(), d.base.clone(), token.clone(), stop.clone());
+        call(
+            &d,
+            "PUT",
+            &format!("/v1/agents/{name}/presence"),
+            Some(&token),
+            json!({ "presence": "available" }),
+        )
+        .await;
+        workers.push(tokio::spawn(async move {
+            let mut rng = fastrand::Rng::with_seed(i as u64);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(Some(e)) =
+                    tokio::time::timeout(Duration::from_millis(200), stream.events.recv()).await
+                else {
+                    continue;
+                };
+                let post = |path: String| {
+                    http.post(format!("{base}{path}"))
+                        .bearer_auth(&token)
+                        .send()
+                };
+                match e.event.as_str() {
+                    "offer" => {
+                        let verb = if rng.u8(0..4) == 0 {
+                            "decline"
+                        } else {
+                            "accept"
+                        };
+                        let _ = post(format!("/v1/offers/{}/{verb}", e.data["offer"])).await;
+                    }
+                    "assigned" => {
+                        tokio::time::sleep(Duration::from_millis(rng.u64(0..20))).await;
+                        let contact = e.data["contact"].as_str().unwrap().to_owned();
+                        let _ = post(format!("/v1/contacts/{contact}/close")).await;
+                    }
+                    _ => {}
+                }
+            }
+        }));
+    }
+    let mut posts = Vec::new();
+    for p in 0..16 {
+        let (http, url) = (d.http.clone(), d.url("/v1/contacts"));
+        posts.push(tokio::spawn(async move {
+            for i in (p..1000).step_by(16) {
+                let mut c = contact(["chat", "email"][i % 2], &format!("load-{i}"), "load");
+                c["skills"] = json!(["english"]);
+                let r = http.post(&url).json(&c).send().await.unwrap();
+                assert_eq!(r.status().as_u16(), 202);
+            }
+        }));
+    }
+    for p in posts {
+        p.await.unwrap();
+    }
+    // Every contact ends closed, or waits because every agent able to take it declined it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let closed = support::store_count(
+            &setup,
+            "SELECT COUNT(*) FROM contacts WHERE state = 'closed'",
+        )
+        .await;
+        let waiting = support::store_count(
+            &setup,
+            "SELECT COUNT(*) FROM contacts WHERE state = 'waiting'",
+        )
+        .await;
+        if closed + waiting == 1000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{closed} closed and {waiting} waiting of 1000"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    let rows = support::check_store(&setup).await;
+    assert_eq!(rows.len(), 1000);
+    let closed = rows.iter().filter(|(_, s, _)| s == "closed").count();
+    assert!(closed > 900, "most contacts were worked: {closed} closed");
+    eprintln!("load: {closed} closed, {} waiting", 1000 - closed);
+    setup.cleanup().await;
+}
