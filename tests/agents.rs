@@ -732,3 +732,87 @@ async fn a_thousand_contacts_across_fifty_agents_keep_every_promise() {
     eprintln!("load: {closed} closed, {} waiting", 1000 - closed);
     setup.cleanup().await;
 }
+
+/// The OpenAPI document describes exactly the routes the server has: every route the
+/// source registers is in the document, and every operation of the document is served
+/// (the live server answers it with something other than "no such route").
+#[tokio::test]
+async fn the_openapi_document_matches_the_server() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("docs/openapi.json")).unwrap())
+            .unwrap();
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            documented.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    // The routes as the source registers them: `.route("PATH", get(h).put(h))`.
+    let mut served = std::collections::BTreeSet::new();
+    for file in ["src/api.rs", "src/agents.rs"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with(".route(\""))
+        {
+            let path = line.split('"').nth(1).unwrap().to_owned();
+            for method in ["get", "post", "put", "delete", "patch"] {
+                if line.contains(&format!("{method}(")) {
+                    served.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+    }
+    assert!(
+        served.len() >= 14,
+        "the route scan found too little: {served:?}"
+    );
+    assert_eq!(
+        served, documented,
+        "routes in the source vs the OpenAPI document"
+    );
+
+    // And the live server answers every documented operation.
+    let setup = setup("agent-openapi");
+    let d = Daemon::start(&setup);
+    d.wait_leader().await;
+    for (method, path) in &documented {
+        let concrete = path
+            .replace("{name}", "ana")
+            .replace("{id}", "no-such-contact")
+            .replace("{offer}", "1");
+        let url = d.url(&concrete);
+        let req = match method.as_str() {
+            "PUT" => d.http.put(url),
+            "POST" => d.http.post(url),
+            _ => d.http.get(url),
+        };
+        let r = req
+            .bearer_auth(ADMIN)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let streaming = r
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap_or("").starts_with("text/event-stream"));
+        // A stream never ends by itself: its status and type are the answer.
+        let body: Value = if streaming {
+            json!({ "error": "stream" })
+        } else {
+            r.json().await.unwrap_or(Value::Null)
+        };
+        assert_ne!(status, 405, "{method} {path} is not served");
+        assert!(
+            status != 404 || body.get("error").is_some(),
+            "{method} {path} has no route (a bare 404)"
+        );
+    }
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    setup.cleanup().await;
+}
