@@ -40,6 +40,9 @@ pub struct AgentSettings {
     /// Where the agent's events are POSTed.
     #[serde(default)]
     pub webhook: Option<String>,
+    /// Offers are accepted at once (for tools that cannot accept).
+    #[serde(default)]
+    pub auto_accept: bool,
 }
 
 /// The hex SHA-256 of a token.
@@ -203,6 +206,8 @@ struct AgentBody {
     token: Option<String>,
     /// Where to POST the agent's events; `""` removes it.
     webhook: Option<String>,
+    /// Accept the agent's offers at once.
+    auto_accept: Option<bool>,
 }
 
 async fn upsert_agent(
@@ -281,13 +286,16 @@ async fn upsert_agent(
             "webhook: an http:// or https:// URL",
         );
     }
-    if body.token.is_some() || body.webhook.is_some() {
+    if body.token.is_some() || body.webhook.is_some() || body.auto_accept.is_some() {
         let entry = router.settings.entry(name.clone()).or_default();
         if let Some(token) = &body.token {
             entry.token_sha256 = Some(token_digest(token));
         }
         if let Some(url) = &body.webhook {
             entry.webhook = (!url.is_empty()).then(|| url.clone());
+        }
+        if let Some(auto) = body.auto_accept {
+            entry.auto_accept = auto;
         }
         settings.push((
             name.clone(),

@@ -245,6 +245,9 @@ pub struct AgentConfig {
     /// Where to POST the agent's events (signed; see `[delivery]`).
     #[serde(default)]
     pub webhook: Option<String>,
+    /// Accept this agent's offers at once (for tools that cannot accept).
+    #[serde(default)]
+    pub auto_accept: bool,
 }
 
 fn available() -> switchboard_core::Presence {
@@ -279,6 +282,8 @@ pub struct DeliveryConfig {
     /// Publish every agent event to the bus's assignments exchange (routing keys
     /// `agent.<name>.<event>` and `team.<team>.<event>`).
     pub publish_events: bool,
+    /// Teams whose agents' tools cannot accept: their offers are accepted at once.
+    pub auto_accept_teams: Vec<String>,
 }
 
 impl Default for DeliveryConfig {
@@ -289,6 +294,7 @@ impl Default for DeliveryConfig {
             webhook_timeout: Duration::from_secs(5),
             webhook_backoff: Duration::from_millis(500),
             publish_events: true,
+            auto_accept_teams: Vec::new(),
         }
     }
 }

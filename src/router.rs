@@ -63,6 +63,8 @@ pub struct Router {
     follow_ups: Vec<FollowUp>,
     /// Public ids of the contacts that ended in the last step, for delivering their end.
     just_ended: HashMap<ContactId, String>,
+    /// Teams whose offers are accepted at once.
+    auto_accept_teams: Vec<String>,
 }
 
 /// A message that joined an open conversation, to deliver to its owner.
@@ -188,6 +190,7 @@ impl Router {
                 .collect(),
             follow_ups: Vec::new(),
             just_ended: HashMap::new(),
+            auto_accept_teams: config.delivery.auto_accept_teams.clone(),
         };
         let t = now();
         let mut out = Vec::new();
@@ -198,6 +201,7 @@ impl Router {
                 .map_err(RouterError::Restore)?;
         }
         router.engine.dispatch(&mut out);
+        router.auto_accept(t, &mut out);
         let batch = router.finish(t, &out, step);
         info!(
             agents = router.engine.agents().count(),
@@ -507,6 +511,7 @@ impl Router {
     pub fn tick(&mut self, now: Time) -> (Batch, Vec<Decision>) {
         let mut out = Vec::new();
         self.engine.tick(now, &mut out);
+        self.auto_accept(now, &mut out);
         let batch = self.finish(now, &out, Step::default());
         (batch, out)
     }
@@ -535,8 +540,42 @@ impl Router {
             step.touched_agents.extend(agent);
         }
         self.engine.dispatch(&mut out);
+        self.auto_accept(now, &mut out);
         let batch = self.finish(now, &out, step);
         (batch, out, refused)
+    }
+
+    /// Accepts at once the offers made to agents whose tools cannot accept (auto-accept
+    /// per agent, or per team in `delivery.auto_accept_teams`).
+    fn auto_accept(&mut self, now: Time, out: &mut Vec<Decision>) {
+        let teams = self
+            .names
+            .team_set(&self.auto_accept_teams)
+            .unwrap_or_default();
+        let mut accepts = Vec::new();
+        for d in out.iter() {
+            if let Decision::Offered { offer, agent, .. } = d {
+                let by_setting = self
+                    .names
+                    .agent_name(*agent)
+                    .and_then(|n| self.settings.get(n))
+                    .is_some_and(|s| s.auto_accept);
+                let by_team = self
+                    .engine
+                    .agent(*agent)
+                    .is_some_and(|a| a.teams().intersects(teams));
+                if by_setting || by_team {
+                    accepts.push(Event::Accept {
+                        offer: *offer,
+                        agent: *agent,
+                    });
+                }
+            }
+        }
+        for accept in accepts {
+            // An offer made in this step is pending: accepting it cannot be refused.
+            let _ = self.engine.apply(now, accept, out);
+        }
     }
 
     /// A contact's public id: open, or ended in the last step.
@@ -758,6 +797,7 @@ impl RouterTask {
             }
         }
         router.engine.dispatch(&mut out);
+        router.auto_accept(now, &mut out);
         let batch = router.finish(now, &out, step);
         // The dead-letter queue keeps the message itself; do that before recording it.
         for (d, reason, id) in &poison {

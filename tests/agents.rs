@@ -156,7 +156,86 @@ async fn team(d: &Daemon) {
 #[tokio::test]
 async fn an_agent_works_a_contact_through_its_whole_life() {
     let setup = setup("agent-life");
-    let d = Daemon::start(&setup);
+    life(&setup).await;
+    setup.cleanup().await;
+}
+
+/// The same on RabbitMQ and PostgreSQL, where carol's events also reach an integration
+/// bound to the assignments exchange.
+#[tokio::test]
+async fn an_agent_works_a_contact_through_its_whole_life_on_rabbitmq_and_postgres() {
+    let Some(mut setup) = Setup::production("agent_life") else {
+        return;
+    };
+    setup.set("SWITCHBOARD__AUTH__ADMIN_TOKEN", ADMIN);
+    let prefix = setup.get("SWITCHBOARD__BUS__PREFIX").unwrap().to_owned();
+    // An integration's queue for carol's events, bound before the daemon publishes any.
+    let conn =
+        lapin::Connection::connect(&support::amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    let exchange = format!("{prefix}.assignments");
+    ch.exchange_declare(
+        exchange.as_str().into(),
+        lapin::ExchangeKind::Topic,
+        lapin::options::ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    let queue = format!("{prefix}.crm");
+    ch.queue_declare(
+        queue.as_str().into(),
+        Default::default(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        queue.as_str().into(),
+        exchange.as_str().into(),
+        "agent.carol.#".into(),
+        Default::default(),
+        Default::default(),
+    )
+    .await
+    .unwrap();
+    life(&setup).await;
+    let mut kinds = Vec::new();
+    while let Some(m) = ch
+        .basic_get(
+            queue.as_str().into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+    {
+        let v: Value = serde_json::from_slice(&m.delivery.data).unwrap();
+        assert_eq!(v["agent"], "carol");
+        kinds.push(v["event"].as_str().unwrap().to_owned());
+    }
+    let offer = kinds
+        .iter()
+        .position(|k| k == "offer")
+        .expect("offers on the bus");
+    let assigned = kinds
+        .iter()
+        .position(|k| k == "assigned")
+        .expect("assigned on the bus");
+    assert!(offer < assigned, "{kinds:?}");
+    let _ = ch
+        .queue_delete(queue.as_str().into(), Default::default())
+        .await;
+    let _ = conn.close(200, "done".into()).await;
+    setup.cleanup().await;
+}
+
+async fn life(setup: &Setup) {
+    let d = Daemon::start(setup);
     team(&d).await;
     let mut carol = Stream::open(&d, "carol", CAROL, None).await;
     let snapshot = carol.next().await;
@@ -305,6 +384,41 @@ async fn an_agent_works_a_contact_through_its_whole_life() {
             .iter()
             .any(|q| q["queue"] == "support")
     );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    support::check_store(setup).await;
+}
+
+/// An agent whose tool cannot accept gets its offers accepted at once.
+#[tokio::test]
+async fn auto_accept_takes_the_offer_for_the_agent() {
+    let setup = setup("agent-auto");
+    let d = Daemon::start(&setup);
+    team(&d).await;
+    let (status, body) = call(
+        &d,
+        "PUT",
+        "/v1/agents/ida",
+        Some(ADMIN),
+        json!({ "skills": { "english": 3 }, "caps": { "email": 2 }, "auto_accept": true }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    call(
+        &d,
+        "PUT",
+        "/v1/agents/ida/presence",
+        Some(ADMIN),
+        json!({ "presence": "available" }),
+    )
+    .await;
+    let mut c = contact("email", "auto-1", "no one clicks accept here");
+    c["skills"] = json!(["english"]);
+    let (_, body) = d.post(&c).await;
+    let view = d
+        .wait_contact(body["id"].as_str().unwrap(), |v| v["state"] == "assigned")
+        .await;
+    assert_eq!(view["owner"], "ida");
     let (code, _) = d.terminate();
     assert_eq!(code, Some(0));
     setup.cleanup().await;
