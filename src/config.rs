@@ -284,6 +284,8 @@ pub struct DeliveryConfig {
     pub publish_events: bool,
     /// Teams whose agents' tools cannot accept: their offers are accepted at once.
     pub auto_accept_teams: Vec<String>,
+    /// Webhooks per team, for agents without a webhook of their own (team name → URL).
+    pub team_webhooks: BTreeMap<String, String>,
 }
 
 impl Default for DeliveryConfig {
@@ -295,6 +297,7 @@ impl Default for DeliveryConfig {
             webhook_backoff: Duration::from_millis(500),
             publish_events: true,
             auto_accept_teams: Vec::new(),
+            team_webhooks: BTreeMap::new(),
         }
     }
 }

@@ -85,9 +85,9 @@ impl Hub {
         .to_string()
         .into_bytes();
         if let Some(hooks) = &self.webhooks
-            && let Some(url) = router.settings.get(name).and_then(|s| s.webhook.as_ref())
+            && let Some(url) = router.webhook_of(agent)
         {
-            hooks.send(name, url, body.clone());
+            hooks.send(name, &url, body.clone());
         }
         if let Some(events) = &self.events {
             // Routing-key words are separated by dots: keep names to one word.

@@ -65,6 +65,8 @@ pub struct Router {
     just_ended: HashMap<ContactId, String>,
     /// Teams whose offers are accepted at once.
     auto_accept_teams: Vec<String>,
+    /// Team webhooks, for agents without their own.
+    team_webhooks: std::collections::BTreeMap<String, String>,
 }
 
 /// A message that joined an open conversation, to deliver to its owner.
@@ -191,6 +193,7 @@ impl Router {
             follow_ups: Vec::new(),
             just_ended: HashMap::new(),
             auto_accept_teams: config.delivery.auto_accept_teams.clone(),
+            team_webhooks: config.delivery.team_webhooks.clone(),
         };
         let t = now();
         let mut out = Vec::new();
@@ -576,6 +579,18 @@ impl Router {
             // An offer made in this step is pending: accepting it cannot be refused.
             let _ = self.engine.apply(now, accept, out);
         }
+    }
+
+    /// Where an agent's events are POSTed: its own webhook, else its first team's.
+    pub fn webhook_of(&self, agent: AgentId) -> Option<String> {
+        let name = self.names.agent_name(agent)?;
+        if let Some(url) = self.settings.get(name).and_then(|s| s.webhook.clone()) {
+            return Some(url);
+        }
+        let teams = self.names.team_names(self.engine.agent(agent)?.teams());
+        teams
+            .iter()
+            .find_map(|t| self.team_webhooks.get(t).cloned())
     }
 
     /// A contact's public id: open, or ended in the last step.

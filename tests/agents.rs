@@ -374,6 +374,21 @@ async fn life(setup: &Setup) {
     );
     let back = carol.next_of("offer").await;
     assert_eq!(back.data["contact"], c2.as_str());
+    let (status, _) = call(
+        &d,
+        "POST",
+        &format!("/v1/offers/{}/accept", back.data["offer"]),
+        Some(CAROL),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The conversation's follow-ups follow the new owner.
+    d.post(&contact("chat", "life-2", "are you still there?"))
+        .await;
+    let follow = carol.next_of("message").await;
+    assert_eq!(follow.data["contact"], c2.as_str());
+    assert_eq!(follow.data["summary"], "are you still there?");
 
     let (status, queues) = call(&d, "GET", "/v1/queues", Some(ADMIN), Value::Null).await;
     assert_eq!(status, 200);
@@ -596,6 +611,9 @@ async fn signed_webhooks_reach_the_agent_tool_through_failures_and_a_dead_tool_l
     setup.set("SWITCHBOARD__DELIVERY__WEBHOOK_BACKOFF", "20ms");
     setup.set("SWITCHBOARD__DELIVERY__WEBHOOK_ATTEMPTS", "4");
     setup.set("SWITCHBOARD__CHANNELS__CHAT__OFFER_TIMEOUT", "2s");
+    // The nights team's tool, for its agents without a webhook of their own.
+    let (team_url, team_got, _) = receiver(0).await;
+    setup.set("SWITCHBOARD__DELIVERY__TEAM_WEBHOOKS__NIGHTS", team_url);
     let d = Daemon::start(&setup);
     team(&d).await;
     // Gil's tool fails twice, then works: the offer arrives, signed, then the assignment.
@@ -710,6 +728,40 @@ async fn signed_webhooks_reach_the_agent_tool_through_failures_and_a_dead_tool_l
         "after hal's offer expired"
     );
     assert!(dead_attempts.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+
+    // Jo has no webhook; the nights team's receives jo's events.
+    call(
+        &d,
+        "PUT",
+        "/v1/agents/jo",
+        Some(ADMIN),
+        json!({ "teams": ["nights"], "caps": { "email": 1 } }),
+    )
+    .await;
+    call(
+        &d,
+        "PUT",
+        "/v1/agents/jo/presence",
+        Some(ADMIN),
+        json!({ "presence": "available" }),
+    )
+    .await;
+    let (_, body) = d.post(&contact("email", "hook-3", "late mail")).await;
+    let id3 = body["id"].as_str().unwrap().to_owned();
+    d.wait_contact(&id3, |v| v["offered_to"] == "jo").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !team_got
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| e["agent"] == "jo" && e["event"] == "offer")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no offer on the team webhook"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (code, _) = d.terminate();
     assert_eq!(code, Some(0));
     setup.cleanup().await;
