@@ -182,6 +182,10 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Rows per multi-row INSERT: 15 columns × 200 rows stays far below both backends'
+/// limits on bound parameters.
+const ROWS_PER_STATEMENT: usize = 200;
+
 /// The contacts table's columns, as a literal so queries stay `&'static str`.
 macro_rules! contact_columns {
     () => {
@@ -423,50 +427,57 @@ macro_rules! sql_store {
                     .await
                     .map_err(query_err("commit agents"))?;
                 }
-                for c in &b.contacts {
-                    sqlx::query(concat!(
+                // Multi-row statements: one round trip per chunk instead of per row.
+                for chunk in b.contacts.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
                         "INSERT INTO contacts (",
                         contact_columns!(),
-                        ") VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-                         ON CONFLICT (seq) DO UPDATE SET state = excluded.state, \
+                        ") "
+                    ));
+                    q.push_values(chunk, |mut row, c| {
+                        row.push_bind(c.seq)
+                            .push_bind(&c.id)
+                            .push_bind(&c.conversation)
+                            .push_bind(&c.customer)
+                            .push_bind(&c.channel)
+                            .push_bind(&c.queue)
+                            .push_bind(&c.summary)
+                            .push_bind(&c.attributes)
+                            .push_bind(&c.state)
+                            .push_bind(c.agent)
+                            .push_bind(c.arrived_at)
+                            .push_bind(&c.snapshot)
+                            .push_bind(c.ended_at)
+                            .push_bind(&c.end_reason)
+                            .push_bind(c.updated_at);
+                    });
+                    q.push(
+                        " ON CONFLICT (seq) DO UPDATE SET state = excluded.state, \
                          agent = excluded.agent, queue = excluded.queue, \
                          snapshot = excluded.snapshot, ended_at = excluded.ended_at, \
-                         end_reason = excluded.end_reason, updated_at = excluded.updated_at"
-                    ))
-                    .bind(c.seq)
-                    .bind(&c.id)
-                    .bind(&c.conversation)
-                    .bind(&c.customer)
-                    .bind(&c.channel)
-                    .bind(&c.queue)
-                    .bind(&c.summary)
-                    .bind(&c.attributes)
-                    .bind(&c.state)
-                    .bind(c.agent)
-                    .bind(c.arrived_at)
-                    .bind(&c.snapshot)
-                    .bind(c.ended_at)
-                    .bind(&c.end_reason)
-                    .bind(c.updated_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_err("commit contacts"))?;
+                         end_reason = excluded.end_reason, updated_at = excluded.updated_at",
+                    );
+                    q.build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_err("commit contacts"))?;
                 }
-                for m in &b.messages {
-                    sqlx::query(
-                        "INSERT INTO messages (id, contact_seq, outcome, reason, received_at, processed_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(&m.id)
-                    .bind(m.contact_seq)
-                    .bind(&m.outcome)
-                    .bind(&m.reason)
-                    .bind(m.received_at)
-                    .bind(m.processed_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_err("commit messages"))?;
+                for chunk in b.messages.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO messages (id, contact_seq, outcome, reason, received_at, processed_at) ",
+                    );
+                    q.push_values(chunk, |mut row, m| {
+                        row.push_bind(&m.id)
+                            .push_bind(m.contact_seq)
+                            .push_bind(&m.outcome)
+                            .push_bind(&m.reason)
+                            .push_bind(m.received_at)
+                            .push_bind(m.processed_at);
+                    });
+                    q.build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_err("commit messages"))?;
                 }
                 for o in &b.owners {
                     sqlx::query(
@@ -481,19 +492,21 @@ macro_rules! sql_store {
                     .await
                     .map_err(query_err("commit owners"))?;
                 }
-                for a in &b.audit {
-                    sqlx::query(
-                        "INSERT INTO audit (at, contact_seq, agent, kind, detail) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(a.at)
-                    .bind(a.contact_seq)
-                    .bind(a.agent)
-                    .bind(&a.kind)
-                    .bind(&a.detail)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_err("commit audit"))?;
+                for chunk in b.audit.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO audit (at, contact_seq, agent, kind, detail) ",
+                    );
+                    q.push_values(chunk, |mut row, a| {
+                        row.push_bind(a.at)
+                            .push_bind(a.contact_seq)
+                            .push_bind(a.agent)
+                            .push_bind(&a.kind)
+                            .push_bind(&a.detail);
+                    });
+                    q.build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_err("commit audit"))?;
                 }
                 for (k, v) in &b.meta {
                     sqlx::query(
