@@ -1530,16 +1530,7 @@ impl Engine {
             .get_mut(&agent)
             .expect("agent exists")
             .idle_since = now;
-        self.take_slot(agent, id);
-        self.offers.insert(
-            offer,
-            PendingOffer {
-                contact: id,
-                agent,
-                expires_at,
-            },
-        );
-        self.timers.insert((expires_at, Timer::OfferExpiry(offer)));
+        self.hold_offer(offer, id, agent, expires_at);
         out.push(Decision::Offered {
             offer,
             contact: id,
@@ -1576,6 +1567,20 @@ impl Engine {
         if requeue {
             self.enter_waiting(id);
         }
+    }
+
+    /// Records a pending offer: the agent's slot, the offer, its expiry timer.
+    fn hold_offer(&mut self, offer: OfferId, contact: ContactId, agent: AgentId, expires_at: Time) {
+        self.take_slot(agent, contact);
+        self.offers.insert(
+            offer,
+            PendingOffer {
+                contact,
+                agent,
+                expires_at,
+            },
+        );
+        self.timers.insert((expires_at, Timer::OfferExpiry(offer)));
     }
 
     /// Gives `contact` a slot of `agent`.
