@@ -41,6 +41,10 @@ pub struct AppState {
     /// Whether this process's router leads or stands by.
     pub leading: Arc<AtomicBool>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Agents' live feeds.
+    pub hub: Arc<crate::hub::Hub>,
+    /// Cancelled at shutdown: live streams end so the server can drain.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl std::fmt::Debug for AppState {
@@ -58,6 +62,7 @@ pub fn routes(state: AppState) -> Http {
         .route("/metrics", get(crate::metrics::scrape))
         .route("/v1/contacts", post(ingest))
         .route("/v1/contacts/{id}", get(contact))
+        .merge(crate::agents::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

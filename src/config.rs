@@ -40,6 +40,12 @@ pub struct Config {
     /// Classification rules, applied in order to every new contact.
     #[serde(default)]
     pub rules: Vec<RuleConfig>,
+    /// Who may call the API.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// Getting offers and updates to agents' tools.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
     /// Engine-wide routing rules.
     #[serde(default)]
     pub routing: RoutingConfig,
@@ -245,10 +251,67 @@ pub struct AgentConfig {
     /// Presence when the agent is first created.
     #[serde(default = "available")]
     pub presence: switchboard_core::Presence,
+    /// The agent's bearer token: it reaches only this agent's stream, presence and work.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// Where to POST the agent's events (signed; see `[delivery]`).
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// Accept this agent's offers at once (for tools that cannot accept).
+    #[serde(default)]
+    pub auto_accept: bool,
 }
 
 fn available() -> switchboard_core::Presence {
     switchboard_core::Presence::Available
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Bearer token for agent management, queues and every agent's routes. Empty: the API
+    /// is open to anyone who reaches it (fine on a laptop, never in production). Prefer
+    /// `SWITCHBOARD__AUTH__ADMIN_TOKEN` to writing it here.
+    pub admin_token: String,
+}
+
+/// `[delivery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// HMAC-SHA256 key of the webhook signature header. Prefer
+    /// `SWITCHBOARD__DELIVERY__WEBHOOK_SECRET`. Webhooks are sent only when it is set.
+    pub webhook_secret: String,
+    /// Attempts per webhook event, the first included.
+    pub webhook_attempts: u32,
+    /// Time allowed for one webhook attempt.
+    #[serde(with = "humantime_serde")]
+    pub webhook_timeout: Duration,
+    /// Delay before the first retry; it doubles (with jitter) up to a minute.
+    #[serde(with = "humantime_serde")]
+    pub webhook_backoff: Duration,
+    /// Publish every agent event to the bus's assignments exchange (routing keys
+    /// `agent.<name>.<event>` and `team.<team>.<event>`).
+    pub publish_events: bool,
+    /// Teams whose agents' tools cannot accept: their offers are accepted at once.
+    pub auto_accept_teams: Vec<String>,
+    /// Webhooks per team, for agents without a webhook of their own (team name → URL).
+    pub team_webhooks: BTreeMap<String, String>,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            webhook_secret: String::new(),
+            webhook_attempts: 5,
+            webhook_timeout: Duration::from_secs(5),
+            webhook_backoff: Duration::from_millis(500),
+            publish_events: true,
+            auto_accept_teams: Vec::new(),
+            team_webhooks: BTreeMap::new(),
+        }
+    }
 }
 
 /// `[[rules]]`: when every given condition holds, the actions apply. The queue comes from

@@ -77,6 +77,31 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let ready = Arc::new(AtomicBool::new(false));
     let leading = Arc::new(AtomicBool::new(false));
+    let webhooks = (!cfg.delivery.webhook_secret.is_empty()).then(|| {
+        switchboard_delivery::Webhooks::new(switchboard_delivery::WebhookConfig {
+            secret: cfg.delivery.webhook_secret.as_bytes().to_vec(),
+            max_attempts: cfg.delivery.webhook_attempts,
+            timeout: cfg.delivery.webhook_timeout,
+            initial_backoff: cfg.delivery.webhook_backoff,
+            max_backoff: std::time::Duration::from_secs(60),
+        })
+    });
+    let events = cfg.delivery.publish_events.then(|| {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Vec<u8>)>();
+        let bus = bus.clone();
+        tokio::spawn(async move {
+            while let Some((key, body)) = rx.recv().await {
+                if let Err(e) = bus.publish_event(&key, &body).await {
+                    tracing::warn!(routing_key = %key, error = %e, "assignment event not published");
+                }
+            }
+        });
+        tx
+    });
+    let hub = Arc::new(crate::hub::Hub::new(webhooks, events));
+    if cfg.auth.admin_token.is_empty() {
+        tracing::warn!("auth.admin_token is empty: the API is open to anyone who reaches it");
+    }
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
         .with_context(|| format!("listen on {}", cfg.server.listen))?;
@@ -90,6 +115,8 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         ready: ready.clone(),
         leading: leading.clone(),
         metrics: metrics.clone(),
+        hub: hub.clone(),
+        shutdown: shutdown.clone(),
     };
     let router_task = tokio::spawn(
         RouterTask {
@@ -100,6 +127,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
             shutdown: shutdown.clone(),
             leading,
             metrics,
+            hub,
         }
         .run(),
     );

@@ -160,6 +160,9 @@ mod tests {
         assert_eq!(super::midnight("2026-11-24").unwrap(), 1_795_478_400_000);
         assert_eq!(super::midnight("2000-03-01").unwrap(), 951_868_800_000);
         assert!(super::midnight("2026-13-01").is_err());
-        assert!(super::midnight("yesterday").is_err());
+        assert!(super::midnight("last week").is_err());
+        let today = super::midnight("today").unwrap();
+        assert_eq!(today % super::DAY_MS, 0);
+        assert_eq!(super::midnight("yesterday").unwrap(), today - super::DAY_MS);
     }
 }

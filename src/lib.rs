@@ -8,17 +8,22 @@
 //! - [`router`]: the router loop: consume, thread, classify, route, persist, then ack;
 //! - [`api`]: the HTTP API (health, readiness, ingest, contact view);
 //! - [`metrics`]: the Prometheus registry and `GET /metrics`;
+//! - [`agents`]: the agent API (agents, presence, live stream, offers, contact life cycle,
+//!   queues) and its bearer-token auth;
+//! - [`hub`]: agents' live feeds, resumable by `Last-Event-ID`;
 //! - [`daemon`]: `switchboard run`, wiring and shutdown;
 //! - [`simulate`]: the `simulate` command, around `switchboard-sim`;
 //! - [`export`]: `export-replay`, a day of the store's traffic as a replay file;
 //! - [`cli`]: the command line.
 
+pub mod agents;
 pub mod api;
 pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod export;
+pub mod hub;
 pub mod metrics;
 pub mod names;
 pub mod router;

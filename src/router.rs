@@ -60,6 +60,24 @@ pub struct Router {
     pub by_public: HashMap<String, ContactId>,
     /// What the steps since the last commit observed, for the metrics.
     pub pending: crate::metrics::Pending,
+    /// Agent API settings (token digests) by agent name.
+    pub settings: HashMap<String, crate::agents::AgentSettings>,
+    follow_ups: Vec<FollowUp>,
+    /// Public ids of the contacts that ended in the last step, for delivering their end.
+    just_ended: HashMap<ContactId, String>,
+    /// Teams whose offers are accepted at once.
+    auto_accept_teams: Vec<String>,
+    /// Team webhooks, for agents without their own.
+    team_webhooks: std::collections::BTreeMap<String, String>,
+}
+
+/// A message that joined an open conversation, to deliver to its owner.
+#[derive(Debug, Clone)]
+pub struct FollowUp {
+    pub contact: ContactId,
+    pub owner: Option<AgentId>,
+    pub message: String,
+    pub summary: String,
 }
 
 /// A message the router cannot process: it goes to the dead-letter queue with this reason.
@@ -170,6 +188,15 @@ impl Router {
             open,
             by_public,
             pending: Default::default(),
+            settings: state
+                .agent_settings
+                .iter()
+                .filter_map(|(name, json)| Some((name.clone(), serde_json::from_str(json).ok()?)))
+                .collect(),
+            follow_ups: Vec::new(),
+            just_ended: HashMap::new(),
+            auto_accept_teams: config.delivery.auto_accept_teams.clone(),
+            team_webhooks: config.delivery.team_webhooks.clone(),
         };
         let t = now();
         let mut out = Vec::new();
@@ -180,7 +207,8 @@ impl Router {
                 .map_err(RouterError::Restore)?;
         }
         router.engine.dispatch(&mut out);
-        let batch = router.finish(t, out, step);
+        router.auto_accept(t, &mut out);
+        let batch = router.finish(t, &out, step);
         info!(
             agents = router.engine.agents().count(),
             open = router.engine.open_len(),
@@ -215,6 +243,12 @@ impl Router {
             skills,
             caps,
         };
+        if let Some(token) = &a.token {
+            self.settings
+                .entry(a.name.clone())
+                .or_default()
+                .token_sha256 = Some(crate::agents::token_digest(token));
+        }
         let new = self.engine.agent(id).is_none();
         self.engine
             .apply(now, Event::UpsertAgent { agent: id, profile }, out)
@@ -258,6 +292,12 @@ impl Router {
             let owner = c.state().agent();
             step.messages
                 .push(message_row(env, Some(seq), "follow_up", None, now));
+            self.follow_ups.push(FollowUp {
+                contact: c.id(),
+                owner,
+                message: env.id.clone(),
+                summary: m.summary.clone(),
+            });
             step.audit.push(AuditRow {
                 seq: 0,
                 at: now.as_millis() as i64,
@@ -350,16 +390,17 @@ impl Router {
     }
 
     /// Turns the decisions of a step into the rows that persist it.
-    fn finish(&mut self, now: Time, decisions: Vec<Decision>, mut step: Step) -> Batch {
+    fn finish(&mut self, now: Time, decisions: &[Decision], mut step: Step) -> Batch {
         let at = now.as_millis() as i64;
         let (open, engine) = (&self.open, &self.engine);
         self.pending
-            .observe(now, &decisions, &step.messages, &|id| {
+            .observe(now, decisions, &step.messages, &|id| {
                 crate::metrics::labels(open, engine, id)
             });
+        self.just_ended.clear();
         let mut ended: HashMap<ContactId, (&'static str, String, Option<AgentId>)> = HashMap::new();
         let mut owners = Vec::new();
-        for d in &decisions {
+        for d in decisions {
             let (contact, agent) = decision_subjects(d);
             if let Some(c) = contact {
                 step.touched_contacts.push(c);
@@ -445,6 +486,7 @@ impl Router {
                 row.end_reason = Some(reason);
                 if let Some(meta) = self.open.remove(&id) {
                     self.by_public.remove(&meta.public_id);
+                    self.just_ended.insert(id, meta.public_id);
                 }
             }
             contacts.push(row);
@@ -472,14 +514,104 @@ impl Router {
             owners,
             audit: step.audit,
             meta: vec![("next_offer".into(), self.engine.next_offer_id().to_string())],
+            agent_settings: Vec::new(),
         }
     }
 
     /// Fires due timers and dispatches; the batch persists what they decided.
-    pub fn tick(&mut self, now: Time) -> Batch {
+    pub fn tick(&mut self, now: Time) -> (Batch, Vec<Decision>) {
         let mut out = Vec::new();
         self.engine.tick(now, &mut out);
-        self.finish(now, out, Step::default())
+        self.auto_accept(now, &mut out);
+        let batch = self.finish(now, &out, Step::default());
+        (batch, out)
+    }
+
+    /// Applies commands from the agent API (fired timers first) and dispatches. Returns
+    /// what to persist and the decisions to deliver, and the refusal, if a command was
+    /// refused (commands after it are not applied; what timers decided still counts).
+    pub fn command(
+        &mut self,
+        now: Time,
+        events: Vec<Event>,
+    ) -> (Batch, Vec<Decision>, Option<switchboard_core::EngineError>) {
+        let mut out = Vec::new();
+        self.engine.tick(now, &mut out);
+        let mut step = Step::default();
+        let mut refused = None;
+        for event in events {
+            let agent = match &event {
+                Event::UpsertAgent { agent, .. } | Event::SetPresence { agent, .. } => Some(*agent),
+                _ => None,
+            };
+            if let Err(e) = self.engine.apply(now, event, &mut out) {
+                refused = Some(e);
+                break;
+            }
+            step.touched_agents.extend(agent);
+        }
+        self.engine.dispatch(&mut out);
+        self.auto_accept(now, &mut out);
+        let batch = self.finish(now, &out, step);
+        (batch, out, refused)
+    }
+
+    /// Accepts at once the offers made to agents whose tools cannot accept (auto-accept
+    /// per agent, or per team in `delivery.auto_accept_teams`).
+    fn auto_accept(&mut self, now: Time, out: &mut Vec<Decision>) {
+        let teams = self
+            .names
+            .team_set(&self.auto_accept_teams)
+            .unwrap_or_default();
+        let mut accepts = Vec::new();
+        for d in out.iter() {
+            if let Decision::Offered { offer, agent, .. } = d {
+                let by_setting = self
+                    .names
+                    .agent_name(*agent)
+                    .and_then(|n| self.settings.get(n))
+                    .is_some_and(|s| s.auto_accept);
+                let by_team = self
+                    .engine
+                    .agent(*agent)
+                    .is_some_and(|a| a.teams().intersects(teams));
+                if by_setting || by_team {
+                    accepts.push(Event::Accept {
+                        offer: *offer,
+                        agent: *agent,
+                    });
+                }
+            }
+        }
+        for accept in accepts {
+            // An offer made in this step is pending: accepting it cannot be refused.
+            let _ = self.engine.apply(now, accept, out);
+        }
+    }
+
+    /// Where an agent's events are POSTed: its own webhook, else its first team's.
+    pub fn webhook_of(&self, agent: AgentId) -> Option<String> {
+        let name = self.names.agent_name(agent)?;
+        if let Some(url) = self.settings.get(name).and_then(|s| s.webhook.clone()) {
+            return Some(url);
+        }
+        let teams = self.names.team_names(self.engine.agent(agent)?.teams());
+        teams
+            .iter()
+            .find_map(|t| self.team_webhooks.get(t).cloned())
+    }
+
+    /// A contact's public id: open, or ended in the last step.
+    pub fn public_id(&self, contact: ContactId) -> Option<&str> {
+        self.open
+            .get(&contact)
+            .map(|o| o.public_id.as_str())
+            .or_else(|| self.just_ended.get(&contact).map(String::as_str))
+    }
+
+    /// The follow-up messages of the last step, for delivery to their owners.
+    pub fn take_follow_ups(&mut self) -> Vec<FollowUp> {
+        std::mem::take(&mut self.follow_ups)
     }
 
     /// The engine's policy.
@@ -557,6 +689,8 @@ pub struct RouterTask {
     /// Whether this process leads (consumes and writes) or stands by.
     pub leading: Arc<std::sync::atomic::AtomicBool>,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where agents' live streams get their events.
+    pub hub: Arc<crate::hub::Hub>,
 }
 
 impl RouterTask {
@@ -604,13 +738,15 @@ impl RouterTask {
     /// Replaces the in-memory state with what the store holds, and persists what the
     /// config's agents change.
     async fn reload(&self) -> Result<(), RouterError> {
+        // Under the lock: agent commands and this commit must not interleave.
+        let mut shared = self.shared.lock().await;
         let state = self.store.load().await?;
         let (mut router, batch) = Router::restore(&self.loaded, state)?;
         let started = std::time::Instant::now();
         self.store.commit(&batch).await?;
         self.metrics
             .committed("reload", started, &mut router.pending);
-        *self.shared.lock().await = router;
+        *shared = router;
         Ok(())
     }
 
@@ -636,11 +772,12 @@ impl RouterTask {
                     batch = &mut next => break batch?,
                     _ = tokio::time::sleep(sleep_for) => {
                         let mut router = self.shared.lock().await;
-                        let batch = router.tick(now());
+                        let (batch, decisions) = router.tick(now());
                         if !batch.is_empty() {
                             let started = std::time::Instant::now();
                             self.store.commit(&batch).await?;
                             self.metrics.committed("timers", started, &mut router.pending);
+                            self.hub.publish(&router, &decisions, &[]);
                         }
                     }
                 }
@@ -692,7 +829,8 @@ impl RouterTask {
             }
         }
         router.engine.dispatch(&mut out);
-        let batch = router.finish(now, out, step);
+        router.auto_accept(now, &mut out);
+        let batch = router.finish(now, &out, step);
         // The dead-letter queue keeps the message itself; do that before recording it.
         for (d, reason, id) in &poison {
             warn!(message = id.as_deref().unwrap_or("?"), %reason, "message dead-lettered");
@@ -706,6 +844,8 @@ impl RouterTask {
         }
         self.metrics
             .committed("batch", started, &mut router.pending);
+        let follow_ups = router.take_follow_ups();
+        self.hub.publish(&router, &out, &follow_ups);
         if let Some(last) = deliveries.iter().map(|d| d.tag).max() {
             sub.ack_through(last).await?;
         }

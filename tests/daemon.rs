@@ -337,7 +337,7 @@ async fn production_standby_takes_over() {
             }
         }
     };
-    wait_role(&a, "leader").await;
+    a.wait_leader().await;
     let b = Daemon::start(&setup);
     wait_role(&b, "standby").await;
     let mut ids = Vec::new();
@@ -352,7 +352,7 @@ async fn production_standby_takes_over() {
         a.wait_contact(id, |v| v["state"].is_string()).await;
     }
     a.kill9();
-    wait_role(&b, "leader").await;
+    b.wait_leader().await;
     for i in 40..80 {
         let (status, body) = b.post(&contact("email", &format!("ha-{i}"), "after")).await;
         assert_eq!(status, 202);

@@ -277,6 +277,19 @@ impl Daemon {
         }
     }
 
+    /// Waits until this daemon's router leads (it has taken the lead and loaded state).
+    pub async fn wait_leader(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, body) = self.get("/readyz").await;
+            if body["router"] == "leader" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "never became leader: {body}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// SIGTERM, then waits for a clean exit; returns the exit code and the log.
     pub fn terminate(mut self) -> (Option<i32>, String) {
         let _ = Command::new("kill")
@@ -425,11 +438,14 @@ pub async fn check_store(setup: &Setup) -> Vec<(String, String, Option<i64>)> {
     rows.into_iter().map(|(i, s, a, _)| (i, s, a)).collect()
 }
 
-/// Replays the audit log: one holder per contact, caps never exceeded (caps from the
-/// example config: ana chat 3, email 5, voice 1, total 6; bo chat 2, email 5).
+/// Replays the audit log: one holder per contact at any time, no agent ever over its
+/// caps (per channel and total, read from the agents' stored profiles), and no contact
+/// ever offered again to an agent who declined or missed it (unless transferred to them
+/// by name).
 async fn check_audit(setup: &Setup) {
     use sqlx::Row;
-    use std::collections::HashMap;
+    use std::collections::{HashMap, HashSet};
+    const CHANNELS: [&str; 5] = ["email", "chat", "voice", "social", "sms"];
     let channels: HashMap<i64, String> = store_rows(
         setup,
         "SELECT seq, channel FROM contacts",
@@ -439,52 +455,70 @@ async fn check_audit(setup: &Setup) {
     .await
     .into_iter()
     .collect();
-    let agents: HashMap<i64, String> = store_rows(
+    let agents: HashMap<i64, (String, Value)> = store_rows(
         setup,
-        "SELECT id, name FROM agents",
-        |r| (r.get(0), r.get(1)),
-        |r| (r.get(0), r.get(1)),
+        "SELECT id, name, snapshot FROM agents",
+        |r| {
+            (
+                r.get::<i64, _>(0),
+                r.get::<String, _>(1),
+                r.get::<String, _>(2),
+            )
+        },
+        |r| {
+            (
+                r.get::<i64, _>(0),
+                r.get::<String, _>(1),
+                r.get::<String, _>(2),
+            )
+        },
     )
     .await
     .into_iter()
+    .map(|(id, name, snap)| (id, (name, serde_json::from_str(&snap).unwrap())))
     .collect();
-    let audit: Vec<(Option<i64>, Option<i64>, String)> = store_rows(
+    let audit: Vec<(Option<i64>, Option<i64>, String, String)> = store_rows(
         setup,
-        "SELECT contact_seq, agent, kind FROM audit ORDER BY seq",
-        |r| (r.get(0), r.get(1), r.get(2)),
-        |r| (r.get(0), r.get(1), r.get(2)),
+        "SELECT contact_seq, agent, kind, detail FROM audit ORDER BY seq",
+        |r| (r.get(0), r.get(1), r.get(2), r.get(3)),
+        |r| (r.get(0), r.get(1), r.get(2), r.get(3)),
     )
     .await;
-    let caps = |agent: &str, channel: &str| -> (u32, u32) {
-        match (agent, channel) {
-            ("ana", "chat") => (3, 6),
-            ("ana", "email") => (5, 6),
-            ("ana", "voice") => (1, 6),
-            ("bo", "chat") => (2, 7),
-            ("bo", "email") => (5, 7),
-            _ => (0, 0),
-        }
+    let caps = |agent: i64, channel: &str| -> (u64, u64) {
+        let Some((_, snap)) = agents.get(&agent) else {
+            return (0, 0);
+        };
+        let c = &snap["profile"]["caps"];
+        let i = CHANNELS.iter().position(|x| *x == channel).unwrap_or(0);
+        let per = c["per_channel"][i].as_u64().unwrap_or(0);
+        (per, c["total"].as_u64().unwrap_or(u64::MAX))
     };
     let mut holder: HashMap<i64, i64> = HashMap::new();
-    let mut load: HashMap<(i64, String), u32> = HashMap::new();
-    let mut total: HashMap<i64, u32> = HashMap::new();
-    for (contact, agent, kind) in audit {
+    let mut load: HashMap<(i64, String), u64> = HashMap::new();
+    let mut total: HashMap<i64, u64> = HashMap::new();
+    let mut refused: HashSet<(i64, i64)> = HashSet::new();
+    for (contact, agent, kind, detail) in audit {
         let (Some(c), Some(a)) = (contact, agent) else {
             continue;
         };
         let channel = channels.get(&c).cloned().unwrap_or_default();
+        let detail: Value = serde_json::from_str(&detail).unwrap_or(Value::Null);
+        let name = agents.get(&a).map_or("?", |(n, _)| n.as_str()).to_owned();
         match kind.as_str() {
             "offered" => {
                 assert!(
                     holder.insert(c, a).is_none(),
-                    "contact {c} offered to {a} while held by another agent"
+                    "contact {c} offered to {name} while held by another agent"
+                );
+                assert!(
+                    !refused.contains(&(c, a)),
+                    "contact {c} offered again to {name}, who had declined or missed it"
                 );
                 let l = load.entry((a, channel.clone())).or_default();
                 *l += 1;
                 let t = total.entry(a).or_default();
                 *t += 1;
-                let name = agents.get(&a).map(String::as_str).unwrap_or("?");
-                let (cap, total_cap) = caps(name, &channel);
+                let (cap, total_cap) = caps(a, &channel);
                 assert!(*l <= cap, "{name} holds {l} {channel} contacts, cap {cap}");
                 assert!(
                     *t <= total_cap,
@@ -495,6 +529,18 @@ async fn check_audit(setup: &Setup) {
                 holder.remove(&c);
                 *load.entry((a, channel)).or_default() -= 1;
                 *total.entry(a).or_default() -= 1;
+                // Declined, missed, or handed on: never offered to them again.
+                if (kind == "offer_ended" && detail["outcome"] != "withdrawn")
+                    || kind == "transferred"
+                {
+                    refused.insert((c, a));
+                }
+                if kind == "transferred"
+                    && let Some(to) = detail["to"]["to"].as_i64()
+                    && detail["to"]["kind"] == "agent"
+                {
+                    refused.remove(&(c, to));
+                }
             }
             _ => {}
         }

@@ -896,7 +896,12 @@ impl Engine {
         c.overflow_teams = TeamSet::EMPTY;
         c.overflow_at = None;
         match to {
-            TransferTarget::Agent(target) => c.target = Some(target),
+            TransferTarget::Agent(target) => {
+                // A transfer to a named agent is deliberate: it overrides their earlier
+                // decline of this contact.
+                c.declined.retain(|a| *a != target);
+                c.target = Some(target);
+            }
             TransferTarget::Team(team) => {
                 c.teams = TeamSet::of([team]);
                 c.required = SkillSet::EMPTY;
@@ -1525,16 +1530,7 @@ impl Engine {
             .get_mut(&agent)
             .expect("agent exists")
             .idle_since = now;
-        self.take_slot(agent, id);
-        self.offers.insert(
-            offer,
-            PendingOffer {
-                contact: id,
-                agent,
-                expires_at,
-            },
-        );
-        self.timers.insert((expires_at, Timer::OfferExpiry(offer)));
+        self.hold_offer(offer, id, agent, expires_at);
         out.push(Decision::Offered {
             offer,
             contact: id,
@@ -1571,6 +1567,20 @@ impl Engine {
         if requeue {
             self.enter_waiting(id);
         }
+    }
+
+    /// Records a pending offer: the agent's slot, the offer, its expiry timer.
+    fn hold_offer(&mut self, offer: OfferId, contact: ContactId, agent: AgentId, expires_at: Time) {
+        self.take_slot(agent, contact);
+        self.offers.insert(
+            offer,
+            PendingOffer {
+                contact,
+                agent,
+                expires_at,
+            },
+        );
+        self.timers.insert((expires_at, Timer::OfferExpiry(offer)));
     }
 
     /// Gives `contact` a slot of `agent`.

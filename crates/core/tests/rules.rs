@@ -565,6 +565,23 @@ fn transfer_to_a_team_or_skills_reroutes_and_never_back_to_the_giver() {
 }
 
 #[test]
+fn a_transfer_to_an_agent_overrides_their_earlier_decline() {
+    let mut w = world();
+    let a = w.agent(1, &[(1, 9)], &[(CHAT, 1)]);
+    let b = w.agent(2, &[(1, 1)], &[(CHAT, 1)]);
+    let c = w.contact(CHAT, &[1]);
+    assert_eq!(w.decline(c), a);
+    assert_eq!(w.accept(c), b);
+    w.event(Event::Transfer {
+        contact: c,
+        to: TransferTarget::Agent(a),
+    })
+    .unwrap();
+    assert_eq!(w.offered_to(c), Some(a));
+    assert!(!w.engine.contact(c).unwrap().declined().contains(&a));
+}
+
+#[test]
 fn transfers_are_refused_when_they_cannot_work() {
     let mut w = world();
     let a = w.agent(1, &[], &[(CHAT, 1)]);

@@ -91,6 +91,8 @@ pub struct Batch {
     pub audit: Vec<AuditRow>,
     /// Key-value settings (the next offer id, the next contact number).
     pub meta: Vec<(String, String)>,
+    /// Agent API settings by agent name (JSON).
+    pub agent_settings: Vec<(String, String)>,
 }
 
 impl Batch {
@@ -103,6 +105,7 @@ impl Batch {
             && self.owners.is_empty()
             && self.audit.is_empty()
             && self.meta.is_empty()
+            && self.agent_settings.is_empty()
     }
 }
 
@@ -115,6 +118,8 @@ pub struct State {
     pub contacts: Vec<ContactRow>,
     pub owners: Vec<OwnerRow>,
     pub meta: Vec<(String, String)>,
+    /// Agent API settings by agent name (JSON).
+    pub agent_settings: Vec<(String, String)>,
     /// The highest contact seq ever used (open or ended).
     pub max_seq: i64,
 }

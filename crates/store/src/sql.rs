@@ -182,6 +182,10 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Rows per multi-row INSERT: 15 columns × 200 rows stays far below both backends'
+/// limits on bound parameters.
+const ROWS_PER_STATEMENT: usize = 200;
+
 /// The contacts table's columns, as a literal so queries stay `&'static str`.
 macro_rules! contact_columns {
     () => {
@@ -235,7 +239,7 @@ where
 }
 
 macro_rules! sql_store {
-    ($store:ty, $db:ty, $lock_row:literal) => {
+    ($store:ty, $db:ty, $begin:literal, $lock_row:literal) => {
         impl $store {
             /// The epoch in `meta` (0 before anyone led), read inside `tx`.
             async fn epoch_in(tx: &mut sqlx::Transaction<'_, $db>) -> Result<i64, StoreError> {
@@ -324,6 +328,14 @@ macro_rules! sql_store {
                     .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
                     .collect::<Result<Vec<_>, sqlx::Error>>()
                     .map_err(query_err("load meta"))?;
+                let agent_settings = sqlx::query("SELECT name, settings FROM agent_settings ORDER BY name")
+                    .fetch_all(p)
+                    .await
+                    .map_err(query_err("load agent settings"))?
+                    .iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()
+                    .map_err(query_err("load agent settings"))?;
                 let max_seq: Option<i64> = sqlx::query("SELECT MAX(seq) FROM contacts")
                     .fetch_one(p)
                     .await
@@ -335,6 +347,7 @@ macro_rules! sql_store {
                     contacts,
                     owners,
                     meta,
+                    agent_settings,
                     max_seq: max_seq.unwrap_or(0),
                 })
             }
@@ -363,7 +376,7 @@ macro_rules! sql_store {
 
             async fn lead(&self) -> Result<i64, StoreError> {
                 self.take_lock().await?;
-                let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+                let mut tx = self.pool.begin_with($begin).await.map_err(query_err("begin"))?;
                 let epoch = Self::epoch_in(&mut tx).await? + 1;
                 sqlx::query(
                     "INSERT INTO meta (key, value) VALUES ('epoch', $1) \
@@ -380,7 +393,7 @@ macro_rules! sql_store {
 
             async fn commit(&self, b: &Batch) -> Result<(), StoreError> {
                 let err = query_err("commit batch");
-                let mut tx = self.pool.begin().await.map_err(query_err("begin"))?;
+                let mut tx = self.pool.begin_with($begin).await.map_err(query_err("begin"))?;
                 // Fencing: a process that lost the lead may not write any more.
                 if let Some(mine) = *self.epoch.lock().await {
                     let current = Self::epoch_in(&mut tx).await?;
@@ -414,50 +427,57 @@ macro_rules! sql_store {
                     .await
                     .map_err(query_err("commit agents"))?;
                 }
-                for c in &b.contacts {
-                    sqlx::query(concat!(
+                // Multi-row statements: one round trip per chunk instead of per row.
+                for chunk in b.contacts.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(concat!(
                         "INSERT INTO contacts (",
                         contact_columns!(),
-                        ") VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-                         ON CONFLICT (seq) DO UPDATE SET state = excluded.state, \
+                        ") "
+                    ));
+                    q.push_values(chunk, |mut row, c| {
+                        row.push_bind(c.seq)
+                            .push_bind(&c.id)
+                            .push_bind(&c.conversation)
+                            .push_bind(&c.customer)
+                            .push_bind(&c.channel)
+                            .push_bind(&c.queue)
+                            .push_bind(&c.summary)
+                            .push_bind(&c.attributes)
+                            .push_bind(&c.state)
+                            .push_bind(c.agent)
+                            .push_bind(c.arrived_at)
+                            .push_bind(&c.snapshot)
+                            .push_bind(c.ended_at)
+                            .push_bind(&c.end_reason)
+                            .push_bind(c.updated_at);
+                    });
+                    q.push(
+                        " ON CONFLICT (seq) DO UPDATE SET state = excluded.state, \
                          agent = excluded.agent, queue = excluded.queue, \
                          snapshot = excluded.snapshot, ended_at = excluded.ended_at, \
-                         end_reason = excluded.end_reason, updated_at = excluded.updated_at"
-                    ))
-                    .bind(c.seq)
-                    .bind(&c.id)
-                    .bind(&c.conversation)
-                    .bind(&c.customer)
-                    .bind(&c.channel)
-                    .bind(&c.queue)
-                    .bind(&c.summary)
-                    .bind(&c.attributes)
-                    .bind(&c.state)
-                    .bind(c.agent)
-                    .bind(c.arrived_at)
-                    .bind(&c.snapshot)
-                    .bind(c.ended_at)
-                    .bind(&c.end_reason)
-                    .bind(c.updated_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_err("commit contacts"))?;
+                         end_reason = excluded.end_reason, updated_at = excluded.updated_at",
+                    );
+                    q.build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_err("commit contacts"))?;
                 }
-                for m in &b.messages {
-                    sqlx::query(
-                        "INSERT INTO messages (id, contact_seq, outcome, reason, received_at, processed_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6)",
-                    )
-                    .bind(&m.id)
-                    .bind(m.contact_seq)
-                    .bind(&m.outcome)
-                    .bind(&m.reason)
-                    .bind(m.received_at)
-                    .bind(m.processed_at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_err("commit messages"))?;
+                for chunk in b.messages.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO messages (id, contact_seq, outcome, reason, received_at, processed_at) ",
+                    );
+                    q.push_values(chunk, |mut row, m| {
+                        row.push_bind(&m.id)
+                            .push_bind(m.contact_seq)
+                            .push_bind(&m.outcome)
+                            .push_bind(&m.reason)
+                            .push_bind(m.received_at)
+                            .push_bind(m.processed_at);
+                    });
+                    q.build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_err("commit messages"))?;
                 }
                 for o in &b.owners {
                     sqlx::query(
@@ -472,19 +492,21 @@ macro_rules! sql_store {
                     .await
                     .map_err(query_err("commit owners"))?;
                 }
-                for a in &b.audit {
-                    sqlx::query(
-                        "INSERT INTO audit (at, contact_seq, agent, kind, detail) \
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(a.at)
-                    .bind(a.contact_seq)
-                    .bind(a.agent)
-                    .bind(&a.kind)
-                    .bind(&a.detail)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_err("commit audit"))?;
+                for chunk in b.audit.chunks(ROWS_PER_STATEMENT) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO audit (at, contact_seq, agent, kind, detail) ",
+                    );
+                    q.push_values(chunk, |mut row, a| {
+                        row.push_bind(a.at)
+                            .push_bind(a.contact_seq)
+                            .push_bind(a.agent)
+                            .push_bind(&a.kind)
+                            .push_bind(&a.detail);
+                    });
+                    q.build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_err("commit audit"))?;
                 }
                 for (k, v) in &b.meta {
                     sqlx::query(
@@ -496,6 +518,17 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err(query_err("commit meta"))?;
+                }
+                for (name, settings) in &b.agent_settings {
+                    sqlx::query(
+                        "INSERT INTO agent_settings (name, settings) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO UPDATE SET settings = excluded.settings",
+                    )
+                    .bind(name)
+                    .bind(settings)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_err("commit agent settings"))?;
                 }
                 tx.commit().await.map_err(err)
             }
@@ -635,10 +668,11 @@ macro_rules! sql_store {
     };
 }
 
-// SQLite has one writer at a time anyway; PostgreSQL locks the epoch row so a takeover
-// and a commit of the previous leader are ordered.
-sql_store!(SqliteStore, sqlx::Sqlite, "");
-sql_store!(PgStore, sqlx::Postgres, " FOR UPDATE");
+// SQLite takes its one write lock when a writing transaction begins (a read that later
+// upgrades to a write fails at once if another connection wrote meanwhile); PostgreSQL
+// locks the epoch row so a takeover and a commit of the previous leader are ordered.
+sql_store!(SqliteStore, sqlx::Sqlite, "BEGIN IMMEDIATE", "");
+sql_store!(PgStore, sqlx::Postgres, "BEGIN", " FOR UPDATE");
 
 #[cfg(test)]
 mod tests {

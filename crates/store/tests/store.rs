@@ -73,6 +73,7 @@ fn first_batch() -> Batch {
         }],
         audit: vec![audit(1, "offered"), audit(1, "assigned")],
         meta: vec![("next_offer".into(), "3".into())],
+        agent_settings: vec![("ana".into(), r#"{"token_sha256":"ab"}"#.into())],
     }
 }
 
@@ -92,6 +93,7 @@ async fn scenario(store: &dyn Store) {
     assert_eq!(state.names[0].name, "billing");
     assert_eq!(state.owners[0].customer, "bob");
     assert_eq!(state.meta("next_offer"), Some("3"));
+    assert_eq!(state.agent_settings, first_batch().agent_settings);
     assert_eq!(state.max_seq, 2);
     let mut seen = store
         .seen(&["m-1".into(), "m-9".into(), "m-2".into()])

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Agent, Contact, ContactState, Engine, EngineError, PendingOffer, Timer};
+use super::{Agent, Contact, ContactState, Engine, EngineError, Timer};
 use crate::event::{AgentProfile, NewContact};
 use crate::model::{AgentId, ContactId, Presence, TeamSet, Time};
 use crate::policy::Policy;
@@ -231,16 +231,7 @@ impl Engine {
                 let expires_at = s
                     .offer_expires_at
                     .unwrap_or(self.now + self.policy.channel(n.channel).offer_timeout);
-                self.take_slot(agent, id);
-                self.offers.insert(
-                    offer,
-                    PendingOffer {
-                        contact: id,
-                        agent,
-                        expires_at,
-                    },
-                );
-                self.timers.insert((expires_at, Timer::OfferExpiry(offer)));
+                self.hold_offer(offer, id, agent, expires_at);
                 self.next_offer = self.next_offer.max(offer.0 + 1);
             }
             ContactState::Assigned { agent } => self.take_slot(agent, id),
