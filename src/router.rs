@@ -393,10 +393,9 @@ impl Router {
     fn finish(&mut self, now: Time, decisions: &[Decision], mut step: Step) -> Batch {
         let at = now.as_millis() as i64;
         let (open, engine) = (&self.open, &self.engine);
-        self.pending
-            .observe(now, decisions, &step.messages, &|id| {
-                crate::metrics::labels(open, engine, id)
-            });
+        self.pending.observe(now, decisions, &step.messages, &|id| {
+            crate::metrics::labels(open, engine, id)
+        });
         self.just_ended.clear();
         let mut ended: HashMap<ContactId, (&'static str, String, Option<AgentId>)> = HashMap::new();
         let mut owners = Vec::new();

@@ -536,3 +536,126 @@ fn alert_rules_pass_promtool() {
         assert!(text.contains("SUCCESS"), "promtool {args:?}:\n{text}");
     }
 }
+
+/// Service level through the real stack: agents whose offers are accepted at once
+/// (`auto_accept`) take 3 emails within their 4 h target and 1 SMS after its 1 s target has
+/// passed; Prometheus sees 4 assigned, 3 within target, per channel and queue.
+#[tokio::test]
+async fn a_real_prometheus_sees_the_service_level() {
+    let test = "a_real_prometheus_sees_the_service_level";
+    let Some(prometheus) = require("prometheus", test) else {
+        return;
+    };
+    let mut setup = Setup::embedded("metrics-prom-sl");
+    setup.set("SWITCHBOARD__CHANNELS__SMS__TARGETS__NORMAL", "1s");
+    let d = Daemon::start(&setup);
+    d.wait_leader().await;
+    let target = d.base.trim_start_matches("http://").to_owned();
+    let prom = Prometheus::start(&prometheus, &target).await;
+    let put = |path: String, body: Value| {
+        let (http, url) = (d.http.clone(), d.url(&path));
+        async move {
+            let r = http.put(url).json(&body).send().await.unwrap();
+            assert_eq!(
+                r.status().as_u16(),
+                200,
+                "{path}: {}",
+                r.text().await.unwrap()
+            );
+        }
+    };
+    put(
+        "/v1/agents/ida".into(),
+        json!({ "skills": { "german": 5 }, "caps": { "email": 3 }, "auto_accept": true }),
+    )
+    .await;
+    put(
+        "/v1/agents/ida/presence".into(),
+        json!({ "presence": "available" }),
+    )
+    .await;
+    put(
+        "/v1/agents/jo".into(),
+        json!({ "skills": { "german": 5 }, "caps": { "sms": 1 }, "auto_accept": true }),
+    )
+    .await;
+    for i in 0..3 {
+        let mut c = contact("email", &format!("de-{i}"), "guten tag");
+        c["skills"] = json!(["german"]);
+        let (status, body) = d.post(&c).await;
+        assert_eq!(status, 202, "{body}");
+        d.wait_contact(body["id"].as_str().unwrap(), |v| v["state"] == "assigned")
+            .await;
+    }
+    // The SMS waits for jo, who is offline, until its 1 s target has passed.
+    let mut sms = contact("sms", "de-sms", "hallo");
+    sms["skills"] = json!(["german"]);
+    let (status, body) = d.post(&sms).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let view = d.wait_contact(&id, |v| v["state"] == "waiting").await;
+    let deadline = view["deadline"].as_u64().unwrap();
+    while switchboard::router::now().as_millis() <= deadline + 100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    put(
+        "/v1/agents/jo/presence".into(),
+        json!({ "presence": "available" }),
+    )
+    .await;
+    d.wait_contact(&id, |v| v["state"] == "assigned").await;
+
+    let email = r#"{channel="email",queue="support"}"#;
+    let sms = r#"{channel="sms",queue="support"}"#;
+    let expected: Vec<(String, f64)> = vec![
+        (format!("switchboard_contacts_assigned_total{email}"), 3.0),
+        (format!("switchboard_contacts_assigned_within_target_total{email}"), 3.0),
+        (format!("switchboard_contacts_assigned_total{sms}"), 1.0),
+        (format!("switchboard_contacts_assigned_within_target_total{sms}"), 0.0),
+        (
+            "sum(switchboard_contacts_assigned_within_target_total) / sum(switchboard_contacts_assigned_total)".into(),
+            0.75,
+        ),
+        (
+            r#"sum(switchboard_offer_outcomes_total{outcome="accepted"})"#.into(),
+            4.0,
+        ),
+        (format!("switchboard_time_to_assignment_seconds_count{sms}"), 1.0),
+        (
+            r#"switchboard_time_to_assignment_seconds_bucket{channel="sms",queue="support",le="1"}"#.into(),
+            0.0,
+        ),
+        (
+            r#"switchboard_time_to_accept_seconds_count{channel="email"}"#.into(),
+            3.0,
+        ),
+        (r#"sum(switchboard_contacts_open{state="assigned"})"#.into(), 4.0),
+        ("sum(switchboard_contacts_waiting)".into(), 0.0),
+        // ida 3 of 3 emails, jo 1 of 1 SMS, ana and bo nothing: (1 + 1 + 0 + 0) / 4.
+        ("switchboard_agent_occupancy_ratio".into(), 0.5),
+        (r#"switchboard_agents{presence="available"}"#.into(), 4.0),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let mut wrong = Vec::new();
+        for (q, want) in &expected {
+            let got = prom.value(q).await;
+            if got.is_none_or(|v| (v - want).abs() > 1e-9) {
+                wrong.push(format!("{q}: want {want}, got {got:?}"));
+            }
+        }
+        if wrong.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never saw the service level:\n{}",
+            wrong.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(prom);
+    let (code, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    setup.cleanup().await;
+}
