@@ -107,6 +107,11 @@ impl Setup {
     /// Removes what a production-shaped test left in the broker and the database.
     pub async fn cleanup(&self) {
         if let Some(prefix) = self.amqp_prefix() {
+            // Only a test's own names: never a real deployment's default topology.
+            assert!(
+                prefix.starts_with("t."),
+                "cleanup of the broker refused for prefix {prefix:?}: tests use t.<name>"
+            );
             let conn =
                 lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
                     .await
