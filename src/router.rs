@@ -521,6 +521,10 @@ impl Router {
     pub fn tick(&mut self, now: Time) -> (Batch, Vec<Decision>) {
         let mut out = Vec::new();
         self.engine.tick(now, &mut out);
+        if out.is_empty() {
+            // Nothing happened: nothing to write (an idle router does not commit).
+            return (Batch::default(), out);
+        }
         self.auto_accept(now, &mut out);
         let batch = self.finish(now, &out, Step::default());
         (batch, out)
@@ -707,10 +711,13 @@ impl RouterTask {
             let result = match epoch {
                 Ok(epoch) => {
                     info!(epoch, "leading: loading state from the store");
-                    self.leading
-                        .store(true, std::sync::atomic::Ordering::Release);
                     match self.reload().await {
-                        Ok(()) => self.consume().await,
+                        Ok(()) => {
+                            // Leading only once the state is the store's, not before.
+                            self.leading
+                                .store(true, std::sync::atomic::Ordering::Release);
+                            self.consume().await
+                        }
                         Err(e) => Err(e),
                     }
                 }
