@@ -108,3 +108,39 @@ fn run_refuses_a_bad_config_before_opening_anything() {
         "no port was opened"
     );
 }
+
+/// The README's configuration reference names exactly the sections of the example config.
+#[test]
+fn the_configuration_reference_matches_the_example_config() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = std::fs::read_to_string(root.join("config/switchboard.toml")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let reference = readme
+        .split("### Configuration reference")
+        .nth(1)
+        .and_then(|r| r.split("\n### ").next())
+        .expect("a configuration reference in the README");
+    let mut sections = std::collections::BTreeSet::new();
+    for line in config.lines().filter(|l| l.starts_with('[')) {
+        let name = line.trim_matches(|c| c == '[' || c == ']');
+        let (top, rest) = name.split_once('.').unwrap_or((name, ""));
+        let shown = match (line.starts_with("[["), top, rest.is_empty()) {
+            (true, _, _) => format!("`[[{top}]]`"),
+            // Tables under an array of tables ([queues.targets.email]) belong to it.
+            (false, "queues", false) => continue,
+            (false, "channels", false) => "`[channels.*]`".to_owned(),
+            (false, _, true) => format!("`[{top}]`"),
+            (false, _, false) => format!("`[{name}]`"),
+        };
+        sections.insert(shown);
+    }
+    for s in &sections {
+        assert!(reference.contains(s.as_str()), "the reference misses {s}");
+    }
+    let named = reference.matches("`[").count();
+    assert_eq!(
+        named,
+        sections.len(),
+        "the reference names sections the config lacks"
+    );
+}
