@@ -1044,7 +1044,10 @@ impl Engine {
         }
         self.refresh(id);
         // Offers and reservations only stand while the agent is available.
-        let held = self.agents[&id].held.clone();
+        // In contact order, not the order slots were taken: a restored engine holds the
+        // same contacts in another order and must decide the same.
+        let mut held = self.agents[&id].held.clone();
+        held.sort_unstable();
         for c in &held {
             if let ContactState::Offered { offer, .. } = self.contacts[c].state {
                 self.end_offer(offer, OfferOutcome::Withdrawn, true, out);
