@@ -63,12 +63,18 @@ pub fn routes(state: AppState) -> Http {
         .route("/v1/contacts", post(ingest))
         .route("/v1/contacts/{id}", get(contact))
         .merge(crate::agents::routes())
+        .merge(crate::channels::routes())
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 
 /// A JSON error: `{"error": "...", "field": "...", "problem": "..."}`.
-fn problem(status: StatusCode, error: &str, field: Option<&str>, detail: String) -> Response {
+pub(crate) fn problem(
+    status: StatusCode,
+    error: &str,
+    field: Option<&str>,
+    detail: String,
+) -> Response {
     let mut body = json!({ "error": error, "problem": detail });
     if let Some(f) = field {
         body["field"] = json!(f);
@@ -348,20 +354,8 @@ async fn ingest(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) 
             "the server is stopping; retry elsewhere".into(),
         );
     };
-    let timeout = s.loaded.config.bus.publish_timeout;
-    let started = std::time::Instant::now();
-    let published = tokio::time::timeout(timeout, s.bus.publish(&envelope)).await;
-    s.metrics.published(
-        match &published {
-            Ok(Ok(())) => "confirmed",
-            Ok(Err(_)) => "failed",
-            Err(_) => "timeout",
-        },
-        started.elapsed(),
-    );
-    match published {
-        Ok(Ok(())) => {
-            s.metrics.ingest_accepted(posted.channel);
+    match publish(&s, &envelope).await {
+        Ok(()) => {
             let mut headers = HeaderMap::new();
             if let Ok(v) = HeaderValue::from_str(&format!("/v1/contacts/{id}")) {
                 headers.insert(header::LOCATION, v);
@@ -373,23 +367,46 @@ async fn ingest(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) 
             )
                 .into_response()
         }
+        Err(response) => *response,
+    }
+}
+
+/// Publishes an inbound message and waits for the bus's confirm, counting the outcome.
+/// On failure the answer is a 503 that tells the source to retry (with the same id).
+pub async fn publish(s: &AppState, envelope: &Envelope) -> Result<(), Box<Response>> {
+    let timeout = s.loaded.config.bus.publish_timeout;
+    let started = std::time::Instant::now();
+    let published = tokio::time::timeout(timeout, s.bus.publish(envelope)).await;
+    s.metrics.published(
+        match &published {
+            Ok(Ok(())) => "confirmed",
+            Ok(Err(_)) => "failed",
+            Err(_) => "timeout",
+        },
+        started.elapsed(),
+    );
+    match published {
+        Ok(Ok(())) => {
+            s.metrics.ingest_accepted(envelope.message.channel);
+            Ok(())
+        }
         failed => {
             let reason = match failed {
                 Ok(Err(e)) => e.to_string(),
                 _ => format!("no confirm within {timeout:?}"),
             };
-            warn!(contact = %id, %reason, "ingest not confirmed by the bus");
+            warn!(message = %envelope.id, %reason, "inbound message not confirmed by the bus");
             s.metrics.ingest_rejected("bus_unavailable");
             let mut response = problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "bus unavailable",
                 None,
-                format!("{reason}; nothing was accepted, retry with the same idempotency_key"),
+                format!("{reason}; nothing was accepted, retry with the same id"),
             );
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            response
+            Err(Box::new(response))
         }
     }
 }

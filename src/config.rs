@@ -46,6 +46,9 @@ pub struct Config {
     /// Getting offers and updates to agents' tools.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// Channel webhooks, by name: each served at `POST /v1/channels/<name>`.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
     /// Engine-wide routing rules.
     #[serde(default)]
     pub routing: RoutingConfig,
@@ -274,6 +277,27 @@ pub struct AuthConfig {
     /// is open to anyone who reaches it (fine on a laptop, never in production). Prefer
     /// `SWITCHBOARD__AUTH__ADMIN_TOKEN` to writing it here.
     pub admin_token: String,
+}
+
+/// `[sources.<name>]`: one channel webhook.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The adapter: one of `crate::channels::KINDS`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The signing secret (chat: the HMAC key; slack: the app's signing secret). Prefer
+    /// `SWITCHBOARD__SOURCES__<NAME>__SECRET`.
+    #[serde(default)]
+    pub secret: String,
+    /// How old a signature may be before it is refused as a replay (chat; Slack's is
+    /// five minutes).
+    #[serde(default = "replay_window", with = "humantime_serde")]
+    pub replay_window: Duration,
+}
+
+fn replay_window() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// `[delivery]`
@@ -718,6 +742,34 @@ impl Config {
                 parse_channel(channel).map_err(|r| invalid(&key(&format!("caps.{channel}")), r))?;
             }
             team_set(&mut Names::default(), &a.teams).map_err(|r| invalid(&key("teams"), r))?;
+        }
+        for (name, source) in &self.sources {
+            let key = |k: &str| format!("sources.{name}.{k}");
+            if !crate::channels::KINDS.contains(&source.kind.as_str()) {
+                return Err(invalid(
+                    &key("type"),
+                    format!(
+                        "unknown type {:?}; known types: {}",
+                        source.kind,
+                        crate::channels::KINDS.join(", ")
+                    ),
+                ));
+            }
+            if source.secret.is_empty() {
+                return Err(invalid(
+                    &key("secret"),
+                    "is required: requests are checked against it".into(),
+                ));
+            }
+            if !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(
+                    &format!("sources.{name}"),
+                    "names are letters, digits, - and _ (they are URL paths)".into(),
+                ));
+            }
         }
         for (i, r) in self.rules.iter().enumerate() {
             let key = |k: &str| format!("rules[{i}].{k}");

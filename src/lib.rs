@@ -11,6 +11,7 @@
 //! - [`agents`]: the agent API (agents, presence, live stream, offers, contact life cycle,
 //!   queues) and its bearer-token auth;
 //! - [`hub`]: agents' live feeds, resumable by `Last-Event-ID`;
+//! - [`channels`]: the channel adapters' registry and their webhook route;
 //! - [`daemon`]: `switchboard run`, wiring and shutdown;
 //! - [`simulate`]: the `simulate` command, around `switchboard-sim`;
 //! - [`export`]: `export-replay`, a day of the store's traffic as a replay file;
@@ -18,6 +19,7 @@
 
 pub mod agents;
 pub mod api;
+pub mod channels;
 pub mod classify;
 pub mod cli;
 pub mod config;

@@ -730,13 +730,15 @@ impl Metrics {
 }
 
 /// The reasons an ingest request is refused, as labels.
-pub const REJECTIONS: [&str; 6] = [
+pub const REJECTIONS: [&str; 8] = [
     "malformed_json",
     "invalid_field",
     "body_too_large",
     "unreadable_body",
     "bus_unavailable",
     "shutting_down",
+    "bad_signature",
+    "malformed",
 ];
 
 const STATES: [&str; 4] = ["waiting", "offered", "assigned", "wrap_up"];

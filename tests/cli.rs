@@ -121,14 +121,19 @@ fn the_configuration_reference_matches_the_example_config() {
         .and_then(|r| r.split("\n### ").next())
         .expect("a configuration reference in the README");
     let mut sections = std::collections::BTreeSet::new();
-    for line in config.lines().filter(|l| l.starts_with('[')) {
+    // Sections, and sections shown as commented examples (`# [sources.webchat]`).
+    let headers = config.lines().filter_map(|l| {
+        let l = l.strip_prefix("# ").unwrap_or(l);
+        (l.starts_with('[') && l.ends_with(']')).then_some(l)
+    });
+    for line in headers {
         let name = line.trim_matches(|c| c == '[' || c == ']');
         let (top, rest) = name.split_once('.').unwrap_or((name, ""));
         let shown = match (line.starts_with("[["), top, rest.is_empty()) {
             (true, _, _) => format!("`[[{top}]]`"),
             // Tables under an array of tables ([queues.targets.email]) belong to it.
             (false, "queues", false) => continue,
-            (false, "channels", false) => "`[channels.*]`".to_owned(),
+            (false, "channels" | "sources", false) => format!("`[{top}.*]`"),
             (false, _, true) => format!("`[{top}]`"),
             (false, _, false) => format!("`[{name}]`"),
         };

@@ -1,0 +1,173 @@
+//! Channel webhooks against the running daemon, configured from the environment alone:
+//! a signed web chat session whose second message joins its contact, Slack's URL
+//! verification, a Slack message and its retries (one contact), and bad signatures that
+//! publish nothing.
+
+mod support;
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use support::{Daemon, Setup};
+
+const CHAT_SECRET: &str = "web-chat-widget-secret";
+const SLACK_SECRET: &str = "slack-app-signing-secret";
+
+fn setup(name: &str) -> Setup {
+    let mut s = Setup::embedded(name);
+    s.set("SWITCHBOARD__SOURCES__WEBCHAT__TYPE", "chat");
+    s.set("SWITCHBOARD__SOURCES__WEBCHAT__SECRET", CHAT_SECRET);
+    s.set("SWITCHBOARD__SOURCES__SLACK__TYPE", "slack");
+    s.set("SWITCHBOARD__SOURCES__SLACK__SECRET", SLACK_SECRET);
+    s
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An HMAC-SHA256 hex digest, computed here, apart from the code under test.
+fn hmac_hex(secret: &str, message: &str) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    m.update(message.as_bytes());
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn post(d: &Daemon, path: &str, headers: &[(&str, String)], body: &str) -> (u16, String) {
+    let mut req = d.http.post(d.url(path)).body(body.to_owned());
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn chat(d: &Daemon, body: &Value, secret: &str) -> (u16, String) {
+    let body = body.to_string();
+    let t = unix_now();
+    let sig = format!("t={t},v1={}", hmac_hex(secret, &format!("{t}.{body}")));
+    post(
+        d,
+        "/v1/channels/webchat",
+        &[("switchboard-signature", sig)],
+        &body,
+    )
+    .await
+}
+
+async fn slack(d: &Daemon, body: &str, retry: Option<u32>) -> (u16, String) {
+    let ts = unix_now().to_string();
+    let sig = format!("v0={}", hmac_hex(SLACK_SECRET, &format!("v0:{ts}:{body}")));
+    let mut headers = vec![
+        ("x-slack-request-timestamp", ts),
+        ("x-slack-signature", sig),
+    ];
+    if let Some(n) = retry {
+        headers.push(("x-slack-retry-num", n.to_string()));
+        headers.push(("x-slack-retry-reason", "http_timeout".to_owned()));
+    }
+    post(d, "/v1/channels/slack", &headers, body).await
+}
+
+#[tokio::test]
+async fn a_web_chat_session_is_one_conversation() {
+    let setup = setup("channel-chat");
+    let d = Daemon::start(&setup);
+    d.wait_leader().await;
+    let first = json!({
+        "message_id": "w-1", "session": "sess-9", "customer": "visitor-3",
+        "text": "Hi, my invoice is wrong", "escalated_from_bot": true,
+        "transcript": [{"from": "bot", "text": "Did you try turning it off and on?"}]
+    });
+    let (status, body) = chat(&d, &first, CHAT_SECRET).await;
+    assert_eq!(status, 200, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id, "chat:w-1");
+    let view = d.wait_contact(&id, |v| v["state"] == "offered").await;
+    assert_eq!(view["queue"], "billing", "classified by its text: {view}");
+    // The second message of the session joins the contact.
+    let second = json!({ "message_id": "w-2", "session": "sess-9", "customer": "visitor-3", "text": "hello?" });
+    assert_eq!(chat(&d, &second, CHAT_SECRET).await.0, 200);
+    let joined = d.wait_contact("chat:w-2", |_| true).await;
+    assert_eq!(joined["id"], id.as_str());
+    // A wrong secret is refused and publishes nothing.
+    let forged = json!({ "message_id": "w-3", "session": "sess-10", "customer": "x", "text": "x" });
+    let (status, body) = chat(&d, &forged, "not-the-secret").await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = post(&d, "/v1/channels/webchat", &[], &forged.to_string()).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = post(&d, "/v1/channels/nowhere", &[], "{}").await;
+    assert_eq!(status, 404);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, _) = d.get("/v1/contacts/chat:w-3").await;
+    assert_eq!(status, 404, "nothing was published for the forged message");
+    let (_, metrics) = {
+        let r = d.http.get(d.url("/metrics")).send().await.unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
+    assert!(
+        metrics.contains("switchboard_ingest_rejected_total{reason=\"bad_signature\"} 2"),
+        "refusals are counted by reason"
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    setup.cleanup().await;
+}
+
+#[tokio::test]
+async fn slack_events_become_contacts_once() {
+    let setup = setup("channel-slack");
+    let d = Daemon::start(&setup);
+    d.wait_leader().await;
+    let (status, body) = slack(
+        &d,
+        r#"{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P")
+    );
+    let message = r#"{"token":"one-long-verification-token","team_id":"T061EG9R6","api_app_id":"A0PNCHHK2","event":{"type":"message","channel":"C024BE91L","user":"U2147483697","text":"Live long and prospect.","ts":"1355517523.000005","event_ts":"1355517523.000005","channel_type":"channel"},"type":"event_callback","authed_teams":["T061EG9R6"],"event_id":"Ev0PV52K21","event_time":1355517523}"#;
+    let (status, body) = slack(&d, message, None).await;
+    assert_eq!(status, 200, "{body}");
+    // Slack retries the same event: the same id, and still one contact.
+    for n in 1..=2 {
+        let (status, _) = slack(&d, message, Some(n)).await;
+        assert_eq!(status, 200);
+    }
+    let view = d
+        .wait_contact("slack:Ev0PV52K21", |v| v["state"].is_string())
+        .await;
+    assert_eq!(view["channel"], "chat");
+    // A bot's message is acknowledged and not routed.
+    let bot = message
+        .replace(
+            "\"channel_type\":\"channel\"",
+            "\"channel_type\":\"channel\",\"bot_id\":\"B1\",\"subtype\":\"bot_message\"",
+        )
+        .replace("Ev0PV52K21", "Ev0PV52K99");
+    let (status, body) = slack(&d, &bot, None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("ignored"), "{body}");
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    let rows = support::check_store(&setup).await;
+    assert_eq!(
+        rows.len(),
+        1,
+        "one contact for the message and its retries: {rows:?}"
+    );
+    setup.cleanup().await;
+}
