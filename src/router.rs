@@ -158,7 +158,17 @@ impl Router {
             by_public.insert(row.id.clone(), id);
             contacts.push(c);
         }
+        // Recent handling times, by queue name (the config may have reordered queues).
+        let handling: Vec<(String, Channel, u64)> = state
+            .meta("handling")
+            .and_then(|v| serde_json::from_str(v).ok())
+            .unwrap_or_default();
+        let handling = handling
+            .into_iter()
+            .filter_map(|(q, c, ms)| Some((policy.queue_id(&q)?, c, ms)))
+            .collect();
         let snapshot = Snapshot {
+            handling,
             now: now(),
             next_offer: state
                 .meta("next_offer")
@@ -512,9 +522,24 @@ impl Router {
             agents,
             owners,
             audit: step.audit,
-            meta: vec![("next_offer".into(), self.engine.next_offer_id().to_string())],
+            meta: vec![
+                ("next_offer".into(), self.engine.next_offer_id().to_string()),
+                ("handling".into(), self.handling_json()),
+            ],
             agent_settings: Vec::new(),
         }
+    }
+
+    /// Recent handling times by queue name, as stored in the meta table.
+    fn handling_json(&self) -> String {
+        let policy = self.engine.policy();
+        let named: Vec<(String, Channel, u64)> = self
+            .engine
+            .handling()
+            .into_iter()
+            .filter_map(|(q, c, ms)| Some((policy.queue(q)?.name.clone(), c, ms)))
+            .collect();
+        serde_json::to_string(&named).unwrap_or_else(|_| "[]".into())
     }
 
     /// Fires due timers and dispatches; the batch persists what they decided.

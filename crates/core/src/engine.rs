@@ -18,6 +18,8 @@
 //! contact has an eligible free agent, so only agents and contacts whose situation changed
 //! (the *dirty* ones) need looking at, and they are served earliest deadline first.
 
+use std::time::Duration;
+
 use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, VecDeque};
@@ -81,6 +83,19 @@ pub enum EngineError {
     TransferToOwner { contact: ContactId, agent: AgentId },
 }
 
+/// A waiting contact's expected wait and what it is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExpectedWait {
+    /// Contacts of the same pool served before this one.
+    pub position: usize,
+    /// Slots on the contact's channel of the available agents who can take it.
+    pub slots: u32,
+    /// Recent handling time of the contact's queue on its channel, if any has finished.
+    pub handling: Option<Duration>,
+    /// The expected wait; `None` without an available agent or any handling history.
+    pub estimate: Option<Duration>,
+}
+
 /// Where a contact is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -134,6 +149,8 @@ pub struct Contact {
     sticky: Option<(AgentId, Time)>,
     declined: Vec<AgentId>,
     state: ContactState,
+    /// When its current owner accepted it.
+    assigned_at: Option<Time>,
     pool: Option<Pool>,
     announce: bool,
 }
@@ -395,6 +412,8 @@ pub struct Engine {
     dirty_agents: Vec<AgentId>,
     dirty_contacts: Vec<ContactId>,
     waiting: usize,
+    /// Recent handling time per (queue, channel), in milliseconds (exponentially weighted).
+    handling: FxHashMap<(QueueId, Channel), u64>,
 }
 
 impl Engine {
@@ -420,6 +439,7 @@ impl Engine {
             dirty_agents: Vec::new(),
             dirty_contacts: Vec::new(),
             waiting: 0,
+            handling: FxHashMap::default(),
         })
     }
 
@@ -553,6 +573,60 @@ impl Engine {
             Pool::Class(k) => &self.classes[k as usize].waiting,
         };
         Some(set.range(..key).count())
+    }
+
+    /// How long a waiting contact can expect to wait, from one place: its position among
+    /// the contacts the same agents serve (its pool), the slots of the available agents
+    /// who can take it, and the recent handling time of its queue on its channel.
+    ///
+    /// `estimate = 0` while a matching agent has a free slot and nobody is ahead;
+    /// otherwise `(ahead + 1) × handling / slots`: every slot frees once per handling time
+    /// on average, and the contact is served when `ahead + 1` slots have freed. Without
+    /// an available matching agent or any handling history there is no estimate.
+    /// Costs a walk of the pool and of the agents; meant for answering customers.
+    pub fn expected_wait(&self, id: ContactId) -> Option<ExpectedWait> {
+        let c = self.contacts.get(&id)?;
+        let pool = c.pool?;
+        let ahead = self.position(id)?;
+        let handling = self
+            .handling
+            .get(&(c.queue, c.channel))
+            .map(|ms| Duration::from_millis(*ms));
+        let (slots, free) = match pool {
+            Pool::Reserved(a) => {
+                let agent = &self.agents[&a];
+                let slots = if agent.presence == Presence::Available {
+                    u32::from(agent.caps.get(c.channel))
+                } else {
+                    0
+                };
+                (slots, self.agent_free(agent, c.channel))
+            }
+            Pool::Class(k) => {
+                let class = &self.classes[k as usize];
+                let slots = self
+                    .agents
+                    .values()
+                    .filter(|a| a.presence == Presence::Available)
+                    .filter(|a| a.classes.iter().any(|(ci, _)| *ci == k))
+                    .map(|a| u32::from(a.caps.get(c.channel)))
+                    .sum();
+                (slots, !class.free.is_empty())
+            }
+        };
+        let estimate = if free && ahead == 0 {
+            Some(Duration::ZERO)
+        } else if slots == 0 {
+            None
+        } else {
+            handling.map(|h| h * (ahead as u32 + 1) / slots)
+        };
+        Some(ExpectedWait {
+            position: ahead,
+            slots,
+            handling,
+            estimate,
+        })
     }
 
     // ----- driving ---------------------------------------------------------------------
@@ -776,6 +850,7 @@ impl Engine {
                 sticky,
                 declined: Vec::new(),
                 state: ContactState::Waiting,
+                assigned_at: None,
                 pool: None,
                 announce: true,
             },
@@ -830,6 +905,7 @@ impl Engine {
             .get_mut(&pending.contact)
             .expect("offered contact");
         c.state = ContactState::Assigned { agent };
+        c.assigned_at = Some(now);
         let (waited, within_target) = (now.since(c.arrived_at), now <= c.deadline);
         if let Some(a) = self.agents.get_mut(&agent) {
             a.missed = 0;
@@ -936,6 +1012,7 @@ impl Engine {
         };
         let until = self.now + self.policy.channel(c.channel).wrap_up;
         c.state = ContactState::WrapUp { agent, until };
+        self.record_handling(id);
         out.push(Decision::WrapUpStarted {
             contact: id,
             agent,
@@ -986,7 +1063,12 @@ impl Engine {
                 self.end_offer(offer, OfferOutcome::Withdrawn, false, out);
                 None
             }
-            ContactState::Assigned { agent } | ContactState::WrapUp { agent, .. } => {
+            ContactState::Assigned { agent } => {
+                self.record_handling(id);
+                self.release_slot(agent, id);
+                Some(agent)
+            }
+            ContactState::WrapUp { agent, .. } => {
                 self.release_slot(agent, id);
                 Some(agent)
             }
@@ -1570,6 +1652,20 @@ impl Engine {
         if requeue {
             self.enter_waiting(id);
         }
+    }
+
+    /// Folds a finished handling (acceptance to wrap-up or close) into its queue and
+    /// channel's recent handling time.
+    fn record_handling(&mut self, id: ContactId) {
+        let c = &self.contacts[&id];
+        let Some(at) = c.assigned_at else {
+            return;
+        };
+        let took = self.now.since(at).as_millis() as u64;
+        self.handling
+            .entry((c.queue, c.channel))
+            .and_modify(|mean| *mean = (*mean * 9 + took) / 10)
+            .or_insert(took);
     }
 
     /// Records a pending offer: the agent's slot, the offer, its expiry timer.

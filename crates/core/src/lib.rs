@@ -71,7 +71,7 @@ pub mod policy;
 
 pub use engine::{
     Agent, AgentSnapshot, Contact, ContactSnapshot, ContactState, Engine, EngineError,
-    RestoreError, Snapshot,
+    ExpectedWait, RestoreError, Snapshot,
 };
 pub use event::{
     AgentProfile, AssignExplanation, Candidate, Caps, CloseReason, Criterion, Decision, Event,

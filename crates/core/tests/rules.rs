@@ -849,3 +849,57 @@ fn time_never_runs_backwards() {
     w.engine.tick(Time::from_millis(5), &mut log);
     assert_eq!(w.now(), Time::from_millis(100_000));
 }
+
+// ----- expected wait ------------------------------------------------------------------------
+
+#[test]
+fn the_expected_wait_comes_from_position_slots_and_recent_handling() {
+    let mut w = world();
+    let a = w.agent(1, &[], &[(CHAT, 1)]);
+    let first = w.contact(CHAT, &[]);
+    w.wait(5);
+    w.accept(first);
+    w.wait(60);
+    w.close(first); // a handling time of 60 s
+    let second = w.contact(CHAT, &[]);
+    assert_eq!(w.accept(second), a);
+    let third = w.contact(CHAT, &[]);
+    let fourth = w.contact(CHAT, &[]);
+    let e3 = w.engine.expected_wait(third).unwrap();
+    assert_eq!(e3.position, 0);
+    assert_eq!(e3.slots, 1);
+    assert_eq!(e3.handling, Some(secs(60)));
+    assert_eq!(e3.estimate, Some(secs(60)));
+    let e4 = w.engine.expected_wait(fourth).unwrap();
+    assert_eq!((e4.position, e4.estimate), (1, Some(secs(120))));
+    // A second agent doubles the slots and halves the wait.
+    let mut p = profile(&[], &[(CHAT, 1)]);
+    p.caps.total = Some(1);
+    let b = w.agent_with(2, p);
+    assert_eq!(w.offered_to(third), Some(b), "b takes the third at once");
+    w.accept(third);
+    let e4 = w.engine.expected_wait(fourth).unwrap();
+    assert_eq!((e4.position, e4.slots, e4.estimate), (0, 2, Some(secs(30))));
+    // Nobody available: no estimate.
+    w.presence(a, Presence::Away);
+    w.presence(b, Presence::Away);
+    let e4 = w.engine.expected_wait(fourth).unwrap();
+    assert_eq!((e4.slots, e4.estimate), (0, None));
+    // Not waiting: no expected wait.
+    assert_eq!(w.engine.expected_wait(second), None);
+}
+
+#[test]
+fn without_handling_history_there_is_no_estimate() {
+    let mut w = world();
+    let a = w.agent(1, &[], &[(EMAIL, 1)]);
+    let busy = w.contact(EMAIL, &[]);
+    w.accept(busy);
+    let c = w.contact(EMAIL, &[]);
+    let e = w.engine.expected_wait(c).unwrap();
+    assert_eq!(
+        (e.position, e.slots, e.handling, e.estimate),
+        (0, 1, None, None)
+    );
+    let _ = a;
+}

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Agent, Contact, ContactState, Engine, EngineError, Timer};
 use crate::event::{AgentProfile, NewContact};
-use crate::model::{AgentId, ContactId, Presence, TeamSet, Time};
+use crate::model::{AgentId, Channel, ContactId, Presence, QueueId, TeamSet, Time};
 use crate::policy::Policy;
 
 /// An agent as persisted.
@@ -39,6 +39,9 @@ pub struct ContactSnapshot {
     pub state: ContactState,
     /// For an offered contact, when the offer expires.
     pub offer_expires_at: Option<Time>,
+    /// When its current owner accepted it.
+    #[serde(default)]
+    pub assigned_at: Option<Time>,
 }
 
 /// Everything the engine needs to carry on after a restart.
@@ -53,6 +56,9 @@ pub struct Snapshot {
     pub contacts: Vec<ContactSnapshot>,
     /// Sticky routing memory: (customer, previous owner, closed at), oldest first.
     pub owners: Vec<(Arc<str>, AgentId, Time)>,
+    /// Recent handling time per queue and channel, in milliseconds.
+    #[serde(default)]
+    pub handling: Vec<(QueueId, Channel, u64)>,
 }
 
 impl Agent {
@@ -107,12 +113,24 @@ impl Engine {
             declined: c.declined.clone(),
             state: c.state,
             offer_expires_at,
+            assigned_at: c.assigned_at,
         })
     }
 
     /// The previous owner remembered for a customer, and when their conversation closed.
     pub fn previous_owner(&self, customer: &str) -> Option<(AgentId, Time)> {
         self.last_owner.get(customer).copied()
+    }
+
+    /// Recent handling time per queue and channel (ms), for persisting.
+    pub fn handling(&self) -> Vec<(QueueId, Channel, u64)> {
+        let mut h: Vec<_> = self
+            .handling
+            .iter()
+            .map(|((q, c), ms)| (*q, *c, *ms))
+            .collect();
+        h.sort();
+        h
     }
 
     /// The next offer id the engine will hand out.
@@ -143,6 +161,7 @@ impl Engine {
                 .filter(|(at, customer)| self.last_owner.get(customer).is_some_and(|e| e.1 == *at))
                 .map(|(at, customer)| (customer.clone(), self.last_owner[customer].0, *at))
                 .collect(),
+            handling: self.handling(),
         }
     }
 
@@ -166,6 +185,9 @@ impl Engine {
         }
         for c in snapshot.contacts {
             engine.restore_contact(c)?;
+        }
+        for (queue, channel, ms) in snapshot.handling {
+            engine.handling.insert((queue, channel), ms);
         }
         for (customer, agent, closed_at) in snapshot.owners {
             engine
@@ -221,6 +243,7 @@ impl Engine {
                 sticky: s.sticky,
                 declined: s.declined,
                 state: s.state,
+                assigned_at: s.assigned_at,
                 pool: None,
                 announce: false,
             },
