@@ -127,6 +127,21 @@ fn caller(s: &AppState, router: &Router, headers: &HeaderMap) -> Result<Caller, 
     }
 }
 
+/// Lets the call through if the caller is the admin, or (with `agent`) that agent.
+fn authorize(
+    s: &AppState,
+    router: &Router,
+    headers: &HeaderMap,
+    agent: Option<&str>,
+) -> Result<(), Box<Response>> {
+    let who = caller(s, router, headers)?;
+    if agent.is_some_and(|a| who.may_act_for(a)) || who == Caller::Admin {
+        Ok(())
+    } else {
+        Err(Box::new(forbidden()))
+    }
+}
+
 fn forbidden() -> Response {
     error(
         StatusCode::FORBIDDEN,
@@ -219,10 +234,8 @@ async fn upsert_agent(
     body: Result<Json<AgentBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let mut router = s.router.lock().await;
-    match caller(&s, &router, &headers) {
-        Ok(Caller::Admin) => {}
-        Ok(_) => return forbidden(),
-        Err(r) => return *r,
+    if let Err(r) = authorize(&s, &router, &headers, None) {
+        return *r;
     }
     let Json(body) = match body {
         Ok(b) => b,
@@ -355,10 +368,8 @@ async fn get_agent(
     headers: HeaderMap,
 ) -> Response {
     let router = s.router.lock().await;
-    match caller(&s, &router, &headers) {
-        Ok(c) if c.may_act_for(&name) => {}
-        Ok(_) => return forbidden(),
-        Err(r) => return *r,
+    if let Err(r) = authorize(&s, &router, &headers, Some(&name)) {
+        return *r;
     }
     match router.names.agents.get(&name) {
         Some(id) => Json(agent_json(&router, AgentId(id as u32))).into_response(),
@@ -368,10 +379,8 @@ async fn get_agent(
 
 async fn list_agents(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let router = s.router.lock().await;
-    match caller(&s, &router, &headers) {
-        Ok(Caller::Admin) => {}
-        Ok(_) => return forbidden(),
-        Err(r) => return *r,
+    if let Err(r) = authorize(&s, &router, &headers, None) {
+        return *r;
     }
     let mut ids: Vec<AgentId> = router.engine.agents().map(|a| a.id()).collect();
     ids.sort();
@@ -392,10 +401,8 @@ async fn set_presence(
     body: Result<Json<PresenceBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
     let mut router = s.router.lock().await;
-    match caller(&s, &router, &headers) {
-        Ok(c) if c.may_act_for(&name) => {}
-        Ok(_) => return forbidden(),
-        Err(r) => return *r,
+    if let Err(r) = authorize(&s, &router, &headers, Some(&name)) {
+        return *r;
     }
     let Json(body) = match body {
         Ok(b) => b,
@@ -433,10 +440,8 @@ async fn stream(
     headers: HeaderMap,
 ) -> Response {
     let router = s.router.lock().await;
-    match caller(&s, &router, &headers) {
-        Ok(c) if c.may_act_for(&name) => {}
-        Ok(_) => return forbidden(),
-        Err(r) => return *r,
+    if let Err(r) = authorize(&s, &router, &headers, Some(&name)) {
+        return *r;
     }
     let Some(id) = router.names.agents.get(&name) else {
         return error(StatusCode::NOT_FOUND, "unknown agent", name);
@@ -659,10 +664,8 @@ async fn close(State(s): State<AppState>, Path(id): Path<String>, headers: Heade
 /// and at a cap for the queue's teams.
 async fn queues(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let router = s.router.lock().await;
-    match caller(&s, &router, &headers) {
-        Ok(Caller::Admin) => {}
-        Ok(_) => return forbidden(),
-        Err(r) => return *r,
+    if let Err(r) = authorize(&s, &router, &headers, None) {
+        return *r;
     }
     let t = now();
     let policy = router.engine.policy();
