@@ -14,7 +14,8 @@ use axum::routing::post;
 use axum::{Json, Router as Http};
 use serde_json::json;
 use switchboard_bus::Envelope;
-use switchboard_channel_chat::{ChatError, Incoming, generic, slack};
+use switchboard_channel::{ChannelError, Inbound, Incoming};
+use switchboard_channel_chat::{generic, slack};
 
 use crate::api::{AppState, problem, publish};
 use crate::router::now;
@@ -34,7 +35,7 @@ fn receive(
     replay_window: u64,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<Incoming, ChatError> {
+) -> Result<Incoming, ChannelError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let now = now().as_millis() / 1000;
     match kind {
@@ -52,7 +53,7 @@ fn receive(
             body,
             now,
         ),
-        other => Err(ChatError::Malformed(format!(
+        other => Err(ChannelError::Malformed(format!(
             "no adapter for type {other:?}"
         ))),
     }
@@ -111,11 +112,18 @@ async fn webhook(
         Ok(Incoming::Ignored(why)) => {
             Json(json!({ "status": "ignored", "reason": why })).into_response()
         }
-        Ok(Incoming::Message { id, message }) => {
-            let envelope = Envelope::new(id.clone(), now(), message);
-            match publish(&s, &envelope).await {
-                Ok(()) => Json(json!({ "id": id, "status": "accepted" })).into_response(),
-                Err(response) => *response,
+        Ok(Incoming::Messages(messages)) => {
+            let mut ids = Vec::with_capacity(messages.len());
+            for Inbound { id, message } in messages {
+                let envelope = Envelope::new(id.clone(), now(), message);
+                if let Err(response) = publish(&s, &envelope).await {
+                    return *response;
+                }
+                ids.push(id);
+            }
+            match &ids[..] {
+                [id] => Json(json!({ "id": id, "status": "accepted" })).into_response(),
+                _ => Json(json!({ "ids": ids, "status": "accepted" })).into_response(),
             }
         }
     }

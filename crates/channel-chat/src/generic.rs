@@ -19,7 +19,7 @@ use serde::Deserialize;
 use switchboard_bus::InboundMessage;
 use switchboard_core::Channel;
 
-use crate::{ChatError, Incoming};
+use crate::{ChannelError, Incoming};
 
 /// A chat message as posted.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,19 +44,19 @@ pub fn receive(
     body: &[u8],
     now: u64,
     window: u64,
-) -> Result<Incoming, ChatError> {
-    let signature = signature.ok_or_else(|| ChatError::Signature("missing".into()))?;
+) -> Result<Incoming, ChannelError> {
+    let signature = signature.ok_or_else(|| ChannelError::Signature("missing".into()))?;
     switchboard_delivery::verify(secret, signature, body, now, window)
-        .map_err(|e| ChatError::Signature(e.to_string()))?;
+        .map_err(|e| ChannelError::Signature(e.to_string()))?;
     let p: Posted =
-        serde_json::from_slice(body).map_err(|e| ChatError::Malformed(e.to_string()))?;
+        serde_json::from_slice(body).map_err(|e| ChannelError::Malformed(e.to_string()))?;
     for (field, value) in [
         ("message_id", &p.message_id),
         ("session", &p.session),
         ("customer", &p.customer),
     ] {
         if value.trim().is_empty() || value.len() > 200 {
-            return Err(ChatError::Malformed(format!(
+            return Err(ChannelError::Malformed(format!(
                 "{field}: 1 to 200 bytes expected"
             )));
         }
@@ -68,9 +68,9 @@ pub fn receive(
         attributes.insert("transcript".into(), serde_json::Value::Array(p.transcript));
     }
     let summary: String = p.text.chars().take(200).collect();
-    Ok(Incoming::Message {
-        id: format!("chat:{}", p.message_id),
-        message: InboundMessage {
+    Ok(Incoming::message(
+        format!("chat:{}", p.message_id),
+        InboundMessage {
             source: "chat".into(),
             channel: Channel::Chat,
             conversation: p.session,
@@ -81,12 +81,13 @@ pub fn receive(
             skills: Vec::new(),
             attributes,
         },
-    })
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Inbound;
 
     const SECRET: &[u8] = b"chat-widget-secret";
 
@@ -105,9 +106,10 @@ mod tests {
             300,
         )
         .unwrap();
-        let Incoming::Message { id, message } = got else {
+        let Incoming::Messages(mut got) = got else {
             panic!("expected a message");
         };
+        let Inbound { id, message } = got.remove(0);
         assert_eq!(id, "chat:m-1");
         assert_eq!(message.conversation, "s-42");
         assert_eq!(message.channel, Channel::Chat);

@@ -12,14 +12,13 @@
 
 use std::collections::BTreeMap;
 
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 use switchboard_bus::InboundMessage;
 use switchboard_core::Channel;
 
-use crate::{ChatError, Incoming};
+use switchboard_channel::{hmac_sha256_hex, same};
+
+use crate::{ChannelError, Incoming};
 
 /// How far a request's timestamp may be from now, in seconds (Slack's own advice).
 pub const WINDOW: u64 = 5 * 60;
@@ -31,8 +30,8 @@ pub fn verify(
     signature: Option<&str>,
     body: &[u8],
     now: u64,
-) -> Result<(), ChatError> {
-    let bad = |why: &str| ChatError::Signature(why.to_owned());
+) -> Result<(), ChannelError> {
+    let bad = |why: &str| ChannelError::Signature(why.to_owned());
     let timestamp = timestamp.ok_or_else(|| bad("missing X-Slack-Request-Timestamp"))?;
     let signature = signature.ok_or_else(|| bad("missing X-Slack-Signature"))?;
     let t: u64 = timestamp
@@ -43,19 +42,11 @@ pub fn verify(
             "request timestamp is more than five minutes away (a replay?)",
         ));
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(signing_secret).expect("any key length");
-    mac.update(b"v0:");
-    mac.update(timestamp.as_bytes());
-    mac.update(b":");
-    mac.update(body);
-    let expected: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let expected = format!("v0={expected}");
-    if bool::from(expected.as_bytes().ct_eq(signature.as_bytes())) {
+    let expected = format!(
+        "v0={}",
+        hmac_sha256_hex(signing_secret, &[b"v0:", timestamp.as_bytes(), b":", body])
+    );
+    if same(&expected, signature) {
         Ok(())
     } else {
         Err(bad("X-Slack-Signature does not match"))
@@ -92,22 +83,22 @@ pub fn receive(
     signature: Option<&str>,
     body: &[u8],
     now: u64,
-) -> Result<Incoming, ChatError> {
+) -> Result<Incoming, ChannelError> {
     verify(signing_secret, timestamp, signature, body, now)?;
     let e: Envelope =
-        serde_json::from_slice(body).map_err(|e| ChatError::Malformed(e.to_string()))?;
+        serde_json::from_slice(body).map_err(|e| ChannelError::Malformed(e.to_string()))?;
     match e.kind.as_str() {
         "url_verification" => e
             .challenge
             .map(Incoming::Challenge)
-            .ok_or_else(|| ChatError::Malformed("url_verification without a challenge".into())),
+            .ok_or_else(|| ChannelError::Malformed("url_verification without a challenge".into())),
         "event_callback" => {
             let event = e
                 .event
-                .ok_or_else(|| ChatError::Malformed("event_callback without an event".into()))?;
+                .ok_or_else(|| ChannelError::Malformed("event_callback without an event".into()))?;
             let event_id = e
                 .event_id
-                .ok_or_else(|| ChatError::Malformed("event_callback without event_id".into()))?;
+                .ok_or_else(|| ChannelError::Malformed("event_callback without event_id".into()))?;
             if event.kind != "message" {
                 return Ok(Incoming::Ignored("not a message event"));
             }
@@ -117,7 +108,7 @@ pub fn receive(
             if event.subtype.is_some() {
                 return Ok(Incoming::Ignored("message subtype (edit, join, …)"));
             }
-            let missing = |f: &str| ChatError::Malformed(format!("message event without {f}"));
+            let missing = |f: &str| ChannelError::Malformed(format!("message event without {f}"));
             let channel = event.channel.ok_or_else(|| missing("channel"))?;
             let ts = event.ts.ok_or_else(|| missing("ts"))?;
             let user = event.user.ok_or_else(|| missing("user"))?;
@@ -128,9 +119,9 @@ pub fn receive(
             if let Some(team) = e.team_id {
                 attributes.insert("slack_team".into(), team.into());
             }
-            Ok(Incoming::Message {
-                id: format!("slack:{event_id}"),
-                message: InboundMessage {
+            Ok(Incoming::message(
+                format!("slack:{event_id}"),
+                InboundMessage {
                     source: "slack".into(),
                     channel: Channel::Chat,
                     conversation: format!("slack:{channel}:{thread}"),
@@ -141,7 +132,7 @@ pub fn receive(
                     skills: Vec::new(),
                     attributes,
                 },
-            })
+            ))
         }
         other => Ok(Incoming::Ignored(if other == "app_rate_limited" {
             "rate-limit notice"

@@ -5,7 +5,7 @@
 use hmac::{Hmac, Mac};
 use proptest::prelude::*;
 use sha2::Sha256;
-use switchboard_channel_chat::{Incoming, generic, slack};
+use switchboard_channel_chat::{Inbound, Incoming, generic, slack};
 
 const SECRET: &[u8] = b"test-signing-secret";
 const NOW: u64 = 1_355_517_600;
@@ -64,8 +64,11 @@ const MESSAGE: &str = r#"{
 
 #[test]
 fn a_message_event_becomes_a_contact_keyed_by_its_thread() {
-    let Incoming::Message { id, message } = slack_receive(MESSAGE) else {
+    let Incoming::Messages(got) = slack_receive(MESSAGE) else {
         panic!("expected a message");
+    };
+    let [Inbound { id, message }] = &got[..] else {
+        panic!("expected one message");
     };
     assert_eq!(id, "slack:Ev0PV52K21", "retries carry the same event id");
     assert_eq!(message.conversation, "slack:C024BE91L:1355517523.000005");
@@ -78,10 +81,10 @@ fn a_message_event_becomes_a_contact_keyed_by_its_thread() {
             "\"ts\": \"1355517600.000100\", \"thread_ts\": \"1355517523.000005\"",
         )
         .replace("Ev0PV52K21", "Ev0PV52K22");
-    let Incoming::Message { message: m2, .. } = slack_receive(&reply) else {
+    let Incoming::Messages(got2) = slack_receive(&reply) else {
         panic!("expected a message");
     };
-    assert_eq!(m2.conversation, message.conversation);
+    assert_eq!(got2[0].message.conversation, message.conversation);
 }
 
 #[test]
