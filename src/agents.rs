@@ -43,6 +43,10 @@ pub struct AgentSettings {
     /// Offers are accepted at once (for tools that cannot accept).
     #[serde(default)]
     pub auto_accept: bool,
+    /// Where voice calls are put through when the agent accepts: `client:<name>`, a
+    /// `+E.164` number, or a `sip:` URI.
+    #[serde(default)]
+    pub dial: Option<String>,
 }
 
 /// The hex SHA-256 of a token.
@@ -225,6 +229,8 @@ struct AgentBody {
     webhook: Option<String>,
     /// Accept the agent's offers at once.
     auto_accept: Option<bool>,
+    /// Where accepted voice calls are put through; `""` removes it.
+    dial: Option<String>,
 }
 
 async fn upsert_agent(
@@ -301,7 +307,20 @@ async fn upsert_agent(
             "webhook: an http:// or https:// URL",
         );
     }
-    if body.token.is_some() || body.webhook.is_some() || body.auto_accept.is_some() {
+    if let Some(dial) = body.dial.as_deref().filter(|d| !d.is_empty())
+        && let Err(reason) = crate::voice::dial_target(dial)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid agent",
+            format!("dial: {reason}"),
+        );
+    }
+    if body.token.is_some()
+        || body.webhook.is_some()
+        || body.auto_accept.is_some()
+        || body.dial.is_some()
+    {
         let entry = router.settings.entry(name.clone()).or_default();
         if let Some(token) = &body.token {
             entry.token_sha256 = Some(token_digest(token));
@@ -311,6 +330,9 @@ async fn upsert_agent(
         }
         if let Some(auto) = body.auto_accept {
             entry.auto_accept = auto;
+        }
+        if let Some(dial) = &body.dial {
+            entry.dial = (!dial.is_empty()).then(|| dial.clone());
         }
         settings.push((
             name.clone(),

@@ -521,7 +521,14 @@ fn live_view(router: &Router, public_id: &str) -> Option<Value> {
         "offered_to": offered_to,
     });
     if c.state() == ContactState::Waiting {
-        view["position"] = json!(router.engine.position(id));
+        match router.engine.expected_wait(id) {
+            Some(w) => {
+                view["position"] = json!(w.position);
+                view["expected_wait_seconds"] =
+                    json!(w.estimate.map(|d| d.as_secs_f64().ceil() as u64));
+            }
+            None => view["position"] = json!(router.engine.position(id)),
+        }
         if let Some(reason) = router.engine.wait_reason(id) {
             view["waiting_because"] = wait_json(names, &reason);
         }

@@ -12,13 +12,17 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router as Http};
-use serde_json::json;
+use serde_json::{Map, Value, json};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 use switchboard_bus::Envelope;
+use switchboard_bus::InboundMessage;
 use switchboard_channel::{ChannelError, Inbound, Incoming};
 use switchboard_channel_chat::{generic, slack};
 
 use crate::api::{AppState, problem, publish};
-use crate::router::now;
+use crate::config::SourceConfig;
+use crate::router::{Router, Standing, now};
 
 /// The adapters, by the `type` a source names.
 pub const KINDS: &[&str] = &["chat", "slack"];
@@ -30,21 +34,20 @@ pub fn routes() -> Http<AppState> {
 
 /// Runs the source's adapter over one request.
 fn receive(
-    kind: &str,
-    secret: &[u8],
-    replay_window: u64,
+    source: &SourceConfig,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Incoming, ChannelError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let secret = source.secret.as_bytes();
     let now = now().as_millis() / 1000;
-    match kind {
+    match source.kind.as_str() {
         "chat" => generic::receive(
             secret,
             header(switchboard_delivery::SIGNATURE_HEADER),
             body,
             now,
-            replay_window,
+            source.replay_window.as_secs(),
         ),
         "slack" => slack::receive(
             secret,
@@ -57,6 +60,70 @@ fn receive(
             "no adapter for type {other:?}"
         ))),
     }
+}
+
+/// Whether the source's provider reads the answer, so it is worth waiting for the router
+/// to place the message (a chat widget shows the position; Slack and Meta only want 200).
+fn answers_customer(kind: &str) -> bool {
+    kind == "chat"
+}
+
+/// The source's defaults, applied to each of its messages: the skills it requires, and its
+/// urgency (a bot's escalation gets the escalation urgency).
+fn with_defaults(source: &SourceConfig, mut m: InboundMessage) -> InboundMessage {
+    for skill in &source.skills {
+        if !m.skills.contains(skill) {
+            m.skills.push(skill.clone());
+        }
+    }
+    if m.urgency.is_none() {
+        let escalated = m.attributes.get("escalated_from_bot") == Some(&Value::Bool(true));
+        m.urgency = if escalated {
+            Some(source.escalated_urgency)
+        } else {
+            source.urgency
+        };
+    }
+    m
+}
+
+/// Waits up to `within` for this process's router to place a published message, and
+/// says where it stands. `None` on a standby (another process routes), or when routing
+/// takes longer; the customer is then told the message was accepted, without a position.
+pub async fn standing(s: &AppState, message: &str, within: Duration) -> Option<Value> {
+    if !s.leading.load(Ordering::Acquire) {
+        return None;
+    }
+    // Subscribed before looking, so a step that lands in between is not missed.
+    let mut steps = s.hub.steps();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        {
+            let mut router = s.router.lock().await;
+            if let Some(st) = router.standing(now(), message) {
+                return Some(standing_json(&router, &st));
+            }
+        }
+        if tokio::time::timeout_at(deadline, steps.changed())
+            .await
+            .is_err()
+        {
+            return None;
+        }
+    }
+}
+
+/// A standing as the channels answer it.
+pub fn standing_json(router: &Router, st: &Standing) -> Value {
+    json!({
+        "contact": st.contact,
+        "state": st.state,
+        "follow_up": st.follow_up,
+        "position": st.position,
+        // Rounded up: a customer told "0 s" would expect an agent this instant.
+        "expected_wait_seconds": st.expected_wait.map(|d| d.as_secs_f64().ceil() as u64),
+        "agent": st.agent.and_then(|a| router.names.agent_name(a)),
+    })
 }
 
 async fn webhook(
@@ -94,13 +161,7 @@ async fn webhook(
             );
         }
     };
-    let incoming = receive(
-        &source.kind,
-        source.secret.as_bytes(),
-        source.replay_window.as_secs(),
-        &headers,
-        &body,
-    );
+    let incoming = receive(source, &headers, &body);
     match incoming {
         Err(e) => {
             s.metrics.ingest_rejected(e.reason());
@@ -115,14 +176,25 @@ async fn webhook(
         Ok(Incoming::Messages(messages)) => {
             let mut ids = Vec::with_capacity(messages.len());
             for Inbound { id, message } in messages {
-                let envelope = Envelope::new(id.clone(), now(), message);
+                let envelope = Envelope::new(id.clone(), now(), with_defaults(source, message));
                 if let Err(response) = publish(&s, &envelope).await {
                     return *response;
                 }
                 ids.push(id);
             }
             match &ids[..] {
-                [id] => Json(json!({ "id": id, "status": "accepted" })).into_response(),
+                [id] if answers_customer(&source.kind) => {
+                    let mut answer = Map::new();
+                    answer.insert("id".into(), json!(id));
+                    answer.insert("status".into(), json!("accepted"));
+                    match standing(&s, id, source.answer_within).await {
+                        Some(Value::Object(st)) => answer.extend(st),
+                        _ => {
+                            answer.insert("state".into(), json!("queued"));
+                        }
+                    }
+                    Json(answer).into_response()
+                }
                 _ => Json(json!({ "ids": ids, "status": "accepted" })).into_response(),
             }
         }

@@ -263,6 +263,10 @@ pub struct AgentConfig {
     /// Accept this agent's offers at once (for tools that cannot accept).
     #[serde(default)]
     pub auto_accept: bool,
+    /// Where accepted voice calls are put through: `client:<name>` (a Twilio Client),
+    /// a `+E.164` number or a `sip:` URI.
+    #[serde(default)]
+    pub dial: Option<String>,
 }
 
 fn available() -> switchboard_core::Presence {
@@ -286,14 +290,76 @@ pub struct SourceConfig {
     /// The adapter: one of `crate::channels::KINDS`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The signing secret (chat: the HMAC key; slack: the app's signing secret). Prefer
+    /// The signing secret (chat, ivr: the HMAC key; slack: the app's signing secret;
+    /// twilio: the account's auth token; meta: the app secret). Prefer
     /// `SWITCHBOARD__SOURCES__<NAME>__SECRET`.
     #[serde(default)]
     pub secret: String,
-    /// How old a signature may be before it is refused as a replay (chat; Slack's is
-    /// five minutes).
+    /// How old a signature may be before it is refused as a replay (chat, ivr; Slack's
+    /// window is five minutes).
     #[serde(default = "replay_window", with = "humantime_serde")]
     pub replay_window: Duration,
+    /// How long an answer waits for the router to place a message before answering
+    /// without its position (chat, twilio, ivr).
+    #[serde(default = "answer_within", with = "humantime_serde")]
+    pub answer_within: Duration,
+    /// Skills every contact from this source requires (for example a senior skill for
+    /// public social messages), beside what the rules add.
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// The urgency of contacts from this source, unless the rules say otherwise.
+    #[serde(default)]
+    pub urgency: Option<Urgency>,
+    /// chat: the urgency of a contact escalated from a bot.
+    #[serde(default = "escalated_urgency")]
+    pub escalated_urgency: Urgency,
+    /// meta: the verify token of the webhook subscription handshake.
+    #[serde(default)]
+    pub verify_token: String,
+    /// twilio: the URL the provider calls for this source, as it sees it (behind proxies
+    /// and TLS terminators), e.g. `https://switchboard.example.com/v1/channels/phone`.
+    /// Signatures are computed over it, and TwiML points back to it.
+    #[serde(default)]
+    pub public_url: String,
+    /// twilio, ivr: what the caller hears first; with `digits`, the menu prompt.
+    #[serde(default)]
+    pub greeting: String,
+    /// twilio, ivr: keypad choices: the digits pressed give skills and urgency.
+    #[serde(default)]
+    pub digits: BTreeMap<String, DigitRoute>,
+    /// twilio: the pause between wait announcements.
+    #[serde(default = "hold_for", with = "humantime_serde")]
+    pub hold_for: Duration,
+    /// twilio: music played while holding instead of silence (an audio URL).
+    #[serde(default)]
+    pub hold_music: String,
+    /// twilio: `<Say>` voice and language (Twilio's names, e.g. "Polly.Amy", "en-GB").
+    #[serde(default)]
+    pub voice: String,
+    #[serde(default)]
+    pub language: String,
+}
+
+/// `[sources.<name>.digits."<digits>"]`: what a keypad choice routes to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigitRoute {
+    #[serde(default)]
+    pub skills: Vec<String>,
+    #[serde(default)]
+    pub urgency: Option<Urgency>,
+}
+
+fn answer_within() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn escalated_urgency() -> Urgency {
+    Urgency::High
+}
+
+fn hold_for() -> Duration {
+    Duration::from_secs(20)
 }
 
 fn replay_window() -> Duration {
@@ -742,6 +808,9 @@ impl Config {
                 parse_channel(channel).map_err(|r| invalid(&key(&format!("caps.{channel}")), r))?;
             }
             team_set(&mut Names::default(), &a.teams).map_err(|r| invalid(&key("teams"), r))?;
+            if let Some(dial) = &a.dial {
+                crate::voice::dial_target(dial).map_err(|r| invalid(&key("dial"), r))?;
+            }
         }
         for (name, source) in &self.sources {
             let key = |k: &str| format!("sources.{name}.{k}");

@@ -43,6 +43,9 @@ pub struct Hub {
     webhooks: Option<switchboard_delivery::Webhooks>,
     /// (routing key, body) for the assignments exchange, sent in order by one task.
     events: Option<tokio::sync::mpsc::UnboundedSender<(String, Vec<u8>)>>,
+    /// Bumped after every persisted step: channels waiting to tell a customer where their
+    /// message stands look again.
+    steps: tokio::sync::watch::Sender<u64>,
 }
 
 /// What a subscriber gets: the events it missed (if it can resume), whether it must
@@ -66,7 +69,13 @@ impl Hub {
             feeds: DashMap::new(),
             webhooks,
             events,
+            steps: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes after every persisted step.
+    pub fn steps(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.steps.subscribe()
     }
 
     fn push(&self, router: &Router, agent: AgentId, kind: &'static str, data: Value) {
@@ -156,6 +165,7 @@ impl Hub {
 
     /// Turns persisted decisions (and follow-up messages) into agents' events.
     pub fn publish(&self, router: &Router, decisions: &[Decision], follow_ups: &[FollowUp]) {
+        self.steps.send_modify(|n| *n += 1);
         let public = |c: &ContactId| router.public_id(*c).unwrap_or_default().to_owned();
         for d in decisions {
             match d {

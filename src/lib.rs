@@ -30,3 +30,4 @@ pub mod metrics;
 pub mod names;
 pub mod router;
 pub mod simulate;
+pub mod voice;

@@ -50,6 +50,12 @@ const ACCEPT_BUCKETS: &[f64] = &[
     0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
 
+/// Buckets for the error of a told wait (seen minus told): late answers are positive.
+const ESTIMATE_ERROR_BUCKETS: &[f64] = &[
+    -3600.0, -1800.0, -600.0, -300.0, -120.0, -60.0, -30.0, -10.0, -5.0, 0.0, 5.0, 10.0, 30.0,
+    60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
 /// Buckets for internal latencies (bus confirms, store commits): a millisecond to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -82,6 +88,9 @@ pub struct Metrics {
     assigned_within: IntCounterVec,
     time_to_assignment: HistogramVec,
     time_to_accept: HistogramVec,
+    wait_told: HistogramVec,
+    wait_error: HistogramVec,
+    wait_error_abs: HistogramVec,
     waits: IntCounterVec,
     abandoned: IntCounterVec,
     time_to_abandon: HistogramVec,
@@ -232,6 +241,27 @@ impl Metrics {
                 "From an offer to its acceptance (offers made before a restart are not timed).",
                 &["channel"],
                 ACCEPT_BUCKETS,
+            ),
+            wait_told: histogram(
+                &r,
+                "switchboard_wait_told_seconds",
+                "The expected wait first told to a customer (chat, voice and IVR answers), counted once the contact is assigned.",
+                cq,
+                WAIT_BUCKETS,
+            ),
+            wait_error: histogram(
+                &r,
+                "switchboard_wait_estimate_error_seconds",
+                "The wait a customer saw (told to assigned) minus the expected wait they were told: _sum/_count is the bias.",
+                cq,
+                ESTIMATE_ERROR_BUCKETS,
+            ),
+            wait_error_abs: histogram(
+                &r,
+                "switchboard_wait_estimate_abs_error_seconds",
+                "How far the wait a customer saw was from the wait they were told, either way: _sum/_count is the mean absolute error.",
+                cq,
+                WAIT_BUCKETS,
             ),
             waits: counter(
                 &r,
@@ -469,6 +499,9 @@ impl Metrics {
                 }
                 self.time_to_assignment.with_label_values(&cq);
                 self.time_to_abandon.with_label_values(&cq);
+                self.wait_told.with_label_values(&cq);
+                self.wait_error.with_label_values(&cq);
+                self.wait_error_abs.with_label_values(&cq);
             }
         }
         for c in Channel::ALL {
@@ -591,6 +624,22 @@ impl Metrics {
                 .presence_changes
                 .with_label_values(&[presence, reason])
                 .inc(),
+            Observation::Estimate {
+                channel,
+                queue,
+                told,
+                seen,
+            } => {
+                let cq = [channel.as_str(), queue.as_str()];
+                let error = seen.as_secs_f64() - told.as_secs_f64();
+                self.wait_told
+                    .with_label_values(&cq)
+                    .observe(told.as_secs_f64());
+                self.wait_error.with_label_values(&cq).observe(error);
+                self.wait_error_abs
+                    .with_label_values(&cq)
+                    .observe(error.abs());
+            }
         }
     }
 
@@ -956,6 +1005,13 @@ pub enum Observation {
         presence: &'static str,
         reason: &'static str,
     },
+    /// A contact told an expected wait was assigned after `seen`.
+    Estimate {
+        channel: Channel,
+        queue: String,
+        told: Duration,
+        seen: Duration,
+    },
 }
 
 /// What the router observed since its last commit, kept beside the engine and added to the
@@ -969,6 +1025,22 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// Notes the wait a customer was told beside the wait they saw.
+    pub fn estimate_checked(
+        &mut self,
+        channel: Channel,
+        queue: String,
+        told: Duration,
+        seen: Duration,
+    ) {
+        self.observations.push(Observation::Estimate {
+            channel,
+            queue,
+            told,
+            seen,
+        });
+    }
+
     /// Notes a step's decisions and processed messages. Call it before the rows are built:
     /// a contact that ends in this step is still in `open`, with its labels.
     pub fn observe(

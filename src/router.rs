@@ -12,7 +12,7 @@ use serde_json::json;
 use switchboard_bus::{Bus, Delivery, Envelope, Subscription};
 use switchboard_core::{
     AgentId, AgentProfile, AgentSnapshot, AssignExplanation, Caps, Channel, CloseReason, ContactId,
-    ContactSnapshot, Decision, Engine, Event, NewContact, Policy, Snapshot, Time,
+    ContactSnapshot, ContactState, Decision, Engine, Event, NewContact, Policy, Snapshot, Time,
 };
 use switchboard_store::{
     AgentRow, AuditRow, Batch, ContactRow, MessageRow, OwnerRow, State, Store, StoreError,
@@ -47,6 +47,55 @@ pub struct OpenContact {
     pub arrived_at: Time,
     /// Why the contact's latest offer went to its agent.
     pub last_offer: Option<AssignExplanation>,
+    /// The first expected wait the customer was told, checked against the wait seen.
+    pub told: Option<Told>,
+}
+
+/// An expected wait told to a customer, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Told {
+    pub at: Time,
+    pub estimate: Duration,
+}
+
+/// Where a message's contact stands, as a channel tells its customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// The contact's public id.
+    pub contact: String,
+    /// The message joined an open contact instead of starting one.
+    pub follow_up: bool,
+    /// `waiting`, `offered`, `assigned` or `wrap_up`.
+    pub state: &'static str,
+    /// Contacts that would be served first (waiting contacts only).
+    pub position: Option<usize>,
+    /// The engine's expected wait (zero once an agent is being offered the contact).
+    pub expected_wait: Option<Duration>,
+    /// The agent offered or holding the contact.
+    pub agent: Option<AgentId>,
+}
+
+/// Which contact each recently processed message went to, for answering the channel that
+/// sent it; the oldest entries go first once it holds [`Recent::HELD`].
+#[derive(Debug, Default)]
+struct Recent {
+    order: std::collections::VecDeque<String>,
+    contact: HashMap<String, ContactId>,
+}
+
+impl Recent {
+    const HELD: usize = 16_384;
+
+    fn insert(&mut self, message: &str, contact: ContactId) {
+        if self.contact.insert(message.to_owned(), contact).is_none() {
+            self.order.push_back(message.to_owned());
+        }
+        while self.order.len() > Self::HELD {
+            if let Some(old) = self.order.pop_front() {
+                self.contact.remove(&old);
+            }
+        }
+    }
 }
 
 /// The engine and everything around it; shared with the HTTP API behind a mutex.
@@ -69,6 +118,8 @@ pub struct Router {
     auto_accept_teams: Vec<String>,
     /// Team webhooks, for agents without their own.
     team_webhooks: std::collections::BTreeMap<String, String>,
+    /// Recently processed messages and their contacts.
+    recent: Recent,
 }
 
 /// A message that joined an open conversation, to deliver to its owner.
@@ -153,6 +204,7 @@ impl Router {
                     attributes: row.attributes.clone(),
                     arrived_at: c.contact.arrived_at,
                     last_offer: None,
+                    told: None,
                 },
             );
             by_public.insert(row.id.clone(), id);
@@ -207,6 +259,7 @@ impl Router {
             just_ended: HashMap::new(),
             auto_accept_teams: config.delivery.auto_accept_teams.clone(),
             team_webhooks: config.delivery.team_webhooks.clone(),
+            recent: Recent::default(),
         };
         let t = now();
         let mut out = Vec::new();
@@ -253,12 +306,18 @@ impl Router {
             skills,
             caps,
         };
+        // What the config sets wins on every start, as the profile does.
+        let settings = self.settings.entry(a.name.clone()).or_default();
         if let Some(token) = &a.token {
-            self.settings
-                .entry(a.name.clone())
-                .or_default()
-                .token_sha256 = Some(crate::agents::token_digest(token));
+            settings.token_sha256 = Some(crate::agents::token_digest(token));
         }
+        if let Some(url) = &a.webhook {
+            settings.webhook = Some(url.clone());
+        }
+        if let Some(dial) = &a.dial {
+            settings.dial = Some(dial.clone());
+        }
+        settings.auto_accept |= a.auto_accept;
         let new = self.engine.agent(id).is_none();
         self.engine
             .apply(now, Event::UpsertAgent { agent: id, profile }, out)
@@ -300,6 +359,7 @@ impl Router {
             // A follow-up goes to the conversation's owner; it is not routed again.
             let seq = c.id().0 as i64;
             let owner = c.state().agent();
+            self.recent.insert(&env.id, c.id());
             step.messages
                 .push(message_row(env, Some(seq), "follow_up", None, now));
             self.follow_ups.push(FollowUp {
@@ -372,9 +432,11 @@ impl Router {
                 attributes: serde_json::to_string(&m.attributes).unwrap_or_else(|_| "{}".into()),
                 arrived_at: received_at,
                 last_offer: None,
+                told: None,
             },
         );
         self.by_public.insert(env.id.clone(), id);
+        self.recent.insert(&env.id, id);
         step.touched_contacts.push(id);
         step.messages
             .push(message_row(env, Some(seq), "contact", None, now));
@@ -446,6 +508,19 @@ impl Router {
                 }
                 Decision::Abandoned { contact, .. } => {
                     ended.insert(*contact, ("abandoned", "customer_left".into(), None));
+                }
+                Decision::Assigned { contact, .. } => {
+                    // How close the wait the customer was told came to the wait they saw.
+                    if let Some(o) = self.open.get_mut(contact)
+                        && let Some(told) = o.told.take()
+                    {
+                        self.pending.estimate_checked(
+                            o.channel,
+                            o.queue.clone(),
+                            told.estimate,
+                            now.since(told.at),
+                        );
+                    }
                 }
                 _ => {}
             }
@@ -635,6 +710,37 @@ impl Router {
             .get(&contact)
             .map(|o| o.public_id.as_str())
             .or_else(|| self.just_ended.get(&contact).map(String::as_str))
+    }
+
+    /// Where the contact of a processed message stands; `None` while the message has not
+    /// been processed here, or once its contact has ended. The first expected wait given
+    /// out is remembered, to measure against the wait the customer sees.
+    pub fn standing(&mut self, now: Time, message: &str) -> Option<Standing> {
+        let id = *self.recent.contact.get(message)?;
+        let c = self.engine.contact(id)?;
+        let meta = self.open.get_mut(&id)?;
+        let state = c.state();
+        let (position, expected_wait) = match state {
+            ContactState::Waiting => match self.engine.expected_wait(id) {
+                Some(w) => (Some(w.position), w.estimate),
+                None => (self.engine.position(id), None),
+            },
+            ContactState::Offered { .. } => (Some(0), Some(Duration::ZERO)),
+            ContactState::Assigned { .. } | ContactState::WrapUp { .. } => (None, None),
+        };
+        if let Some(estimate) = expected_wait
+            && meta.told.is_none()
+        {
+            meta.told = Some(Told { at: now, estimate });
+        }
+        Some(Standing {
+            contact: meta.public_id.clone(),
+            follow_up: meta.public_id != message,
+            state: state.as_str(),
+            position,
+            expected_wait,
+            agent: state.agent(),
+        })
     }
 
     /// The follow-up messages of the last step, for delivery to their owners.

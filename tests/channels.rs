@@ -95,6 +95,10 @@ async fn a_web_chat_session_is_one_conversation() {
     assert_eq!(id, "chat:w-1");
     let view = d.wait_contact(&id, |v| v["state"] == "offered").await;
     assert_eq!(view["queue"], "billing", "classified by its text: {view}");
+    assert_eq!(
+        view["urgency"], "high",
+        "a bot's escalation is urgent: {view}"
+    );
     // The second message of the session joins the contact.
     let second = json!({ "message_id": "w-2", "session": "sess-9", "customer": "visitor-3", "text": "hello?" });
     assert_eq!(chat(&d, &second, CHAT_SECRET).await.0, 200);
@@ -170,4 +174,124 @@ async fn slack_events_become_contacts_once() {
         "one contact for the message and its retries: {rows:?}"
     );
     setup.cleanup().await;
+}
+
+/// A web chat customer is told where they stand: their place among contacts the same
+/// agents serve and the expected wait from the agents' recent handling times. Once they
+/// are assigned, the gap between the wait told and the wait seen is exported.
+#[tokio::test]
+async fn a_chat_customer_is_told_position_and_expected_wait() {
+    let mut setup = Setup::embedded("channel-chat-wait");
+    // Only dirk speaks Dutch, one chat at a time; the source requires Dutch.
+    setup.add_config(&format!(
+        r#"
+[sources.dutch]
+type = "chat"
+secret = "{CHAT_SECRET}"
+skills = ["dutch"]
+
+[[agents]]
+name = "dirk"
+teams = ["support"]
+skills = {{ dutch = 8 }}
+caps = {{ chat = 1 }}
+presence = "available"
+auto_accept = true
+"#
+    ));
+    let d = Daemon::start(&setup);
+    d.wait_leader().await;
+    // The first goes straight to dirk: nothing to wait for.
+    let first = send_dutch(&d, 1).await;
+    assert_eq!(first["contact"], "chat:nl-1", "{first}");
+    assert_eq!(first["state"], "assigned", "{first}");
+    assert_eq!(first["agent"], "dirk", "{first}");
+    // Dirk handles it for about a second: the queue's handling time.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    close(&d, "chat:nl-1").await;
+    let second = send_dutch(&d, 2).await;
+    assert_eq!(second["state"], "assigned", "{second}");
+    // Dirk is busy: the next two wait, one behind the other.
+    let third = send_dutch(&d, 3).await;
+    let fourth = send_dutch(&d, 4).await;
+    assert_eq!(third["state"], "waiting", "{third}");
+    assert_eq!(third["position"], 0, "{third}");
+    assert_eq!(fourth["position"], 1, "{fourth}");
+    let (w3, w4) = (
+        third["expected_wait_seconds"]
+            .as_u64()
+            .expect("an estimate"),
+        fourth["expected_wait_seconds"]
+            .as_u64()
+            .expect("an estimate"),
+    );
+    assert!((1..=3).contains(&w3), "one handling time ahead: {third}");
+    assert!(w4 > w3, "two handling times ahead: {fourth}");
+    // The contact view gives the same estimate.
+    let (_, view) = d.get("/v1/contacts/chat:nl-4").await;
+    assert_eq!(view["position"], 1, "{view}");
+    assert!(view["expected_wait_seconds"].as_u64().is_some(), "{view}");
+    // A follow-up in a waiting session says where that contact stands.
+    let again = json!({ "message_id": "nl-3b", "session": "nl-sess-3", "customer": "klant-3", "text": "nog daar?" });
+    let (status, body) = chat_to(&d, "/v1/channels/dutch", &again).await;
+    assert_eq!(status, 200, "{body}");
+    let again: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (again["contact"].as_str(), again["follow_up"].as_bool()),
+        (Some("chat:nl-3"), Some(true)),
+        "{again}"
+    );
+    // Dirk closes the second after a while; the third is assigned: its wait is measured.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    close(&d, "chat:nl-2").await;
+    d.wait_contact("chat:nl-3", |v| v["state"] == "assigned")
+        .await;
+    let metrics = d.metrics().await;
+    let value = |name: &str| -> f64 {
+        let series = format!("{name}{{channel=\"chat\",queue=\"support\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .unwrap_or_else(|| panic!("no {series} in the metrics"))
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value("switchboard_wait_estimate_error_seconds_count"), 1.0);
+    let told = value("switchboard_wait_told_seconds_sum");
+    // The customer hears it rounded up to the second.
+    assert_eq!(
+        told.ceil(),
+        w3 as f64,
+        "the told wait is the one the customer got"
+    );
+    let abs = value("switchboard_wait_estimate_abs_error_seconds_sum");
+    assert!(abs < 5.0, "seen about 1 s against told {w3} s: error {abs}");
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    setup.cleanup().await;
+}
+
+async fn chat_to(d: &Daemon, path: &str, body: &Value) -> (u16, String) {
+    let body = body.to_string();
+    let t = unix_now();
+    let sig = format!("t={t},v1={}", hmac_hex(CHAT_SECRET, &format!("{t}.{body}")));
+    post(d, path, &[("switchboard-signature", sig)], &body).await
+}
+
+async fn send_dutch(d: &Daemon, n: u32) -> Value {
+    let body = json!({ "message_id": format!("nl-{n}"), "session": format!("nl-sess-{n}"),
+                       "customer": format!("klant-{n}"), "text": "Goedendag" });
+    let (status, answer) = chat_to(d, "/v1/channels/dutch", &body).await;
+    assert_eq!(status, 200, "{answer}");
+    serde_json::from_str(&answer).unwrap()
+}
+
+async fn close(d: &Daemon, contact: &str) {
+    let r = d
+        .http
+        .post(d.url(&format!("/v1/contacts/{contact}/close")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
 }

@@ -158,15 +158,7 @@ async fn rabbitmq_definitions_are_what_the_daemon_declares() {
     let (status, ready) = d.get("/readyz").await;
     assert_eq!(status, 200, "{ready}");
     // The metrics in production shape: RabbitMQ up, the contact counted.
-    let scrape = d
-        .http
-        .get(d.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = d.metrics().await;
     for line in [
         "switchboard_bus_up 1",
         "switchboard_router_leader 1",

@@ -372,15 +372,7 @@ async fn a_real_prometheus_sees_the_truth() {
     }
 
     // promtool lints a real scrape.
-    let scrape = d
-        .http
-        .get(d.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scrape = d.metrics().await;
     let mut lint = Command::new(&promtool)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -15,6 +15,8 @@ pub struct Setup {
     /// Environment overrides (`SWITCHBOARD__…`) for every start.
     pub env: Vec<(String, String)>,
     pub data: PathBuf,
+    /// TOML added to the end of `config/switchboard.toml` (sources, agents, ...).
+    pub extra_config: String,
 }
 
 impl Setup {
@@ -24,6 +26,7 @@ impl Setup {
         Setup {
             env: vec![("SWITCHBOARD__DATA__DIR".into(), data.display().to_string())],
             data,
+            extra_config: String::new(),
         }
     }
 
@@ -71,6 +74,12 @@ impl Setup {
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Adds TOML to the end of the example config for every start.
+    pub fn add_config(&mut self, toml: &str) {
+        self.extra_config.push('\n');
+        self.extra_config.push_str(toml);
     }
 
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
@@ -184,7 +193,13 @@ impl Daemon {
     /// Starts the daemon with the example config and `setup`'s overrides; waits until it
     /// listens.
     pub fn start(setup: &Setup) -> Daemon {
-        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/switchboard.toml");
+        let mut config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/switchboard.toml");
+        if !setup.extra_config.is_empty() {
+            let base = std::fs::read_to_string(&config).unwrap();
+            std::fs::create_dir_all(&setup.data).unwrap();
+            config = setup.data.join("switchboard.toml");
+            std::fs::write(&config, base + &setup.extra_config).unwrap();
+        }
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
         cmd.arg("run")
             .arg("--config")
@@ -258,6 +273,13 @@ impl Daemon {
             .expect("POST /v1/contacts");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// One scrape of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let r = self.http.get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        r.text().await.unwrap()
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
