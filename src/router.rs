@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustc_hash::FxHashMap;
 use serde_json::json;
-use switchboard_bus::{Bus, Delivery, Envelope, Subscription};
+use switchboard_bus::{Bus, Delivery, Envelope, EnvelopeKind, Subscription};
 use switchboard_core::{
     AgentId, AgentProfile, AgentSnapshot, AssignExplanation, Caps, Channel, CloseReason, ContactId,
     ContactSnapshot, ContactState, Decision, Engine, Event, NewContact, Policy, Snapshot, Time,
@@ -355,6 +355,10 @@ impl Router {
         }
         let key = format!("{}:{}", m.channel, m.conversation);
         let received_at = env.received_at.min(now);
+        if env.kind == EnvelopeKind::End {
+            self.end_conversation(now, env, &key, step, out);
+            return Ok(());
+        }
         if let Some(c) = self.engine.conversation(&key) {
             // A follow-up goes to the conversation's owner; it is not routed again.
             let seq = c.id().0 as i64;
@@ -459,6 +463,50 @@ impl Router {
             .to_string(),
         });
         Ok(())
+    }
+
+    /// The customer ended the conversation: a contact still waiting or offered is
+    /// abandoned (never offered again), one an agent holds goes to wrap-up (its slot is
+    /// freed when wrap-up ends), and an end without an open conversation opens nothing.
+    fn end_conversation(
+        &mut self,
+        now: Time,
+        env: &Envelope,
+        key: &str,
+        step: &mut Step,
+        out: &mut Vec<Decision>,
+    ) {
+        let Some(c) = self.engine.conversation(key) else {
+            step.messages
+                .push(message_row(env, None, "ended", None, now));
+            return;
+        };
+        let (id, state) = (c.id(), c.state());
+        let event = match state {
+            ContactState::Waiting | ContactState::Offered { .. } => {
+                Some(Event::Abandon { contact: id })
+            }
+            ContactState::Assigned { .. } => Some(Event::WrapUp { contact: id }),
+            ContactState::WrapUp { .. } => None,
+        };
+        if let Some(event) = event {
+            // The state was just read: the event fits it and cannot be refused.
+            let _ = self.engine.apply(now, event, out);
+        }
+        self.recent.insert(&env.id, id);
+        step.touched_contacts.push(id);
+        step.messages
+            .push(message_row(env, Some(id.0 as i64), "ended", None, now));
+        step.audit.push(AuditRow {
+            seq: 0,
+            at: now.as_millis() as i64,
+            contact_seq: Some(id.0 as i64),
+            agent: state.agent().map(|a| i64::from(a.0)),
+            kind: "customer_ended".into(),
+            detail:
+                json!({ "message": env.id, "source": env.message.source, "state": state.as_str() })
+                    .to_string(),
+        });
     }
 
     /// Turns the decisions of a step into the rows that persist it.

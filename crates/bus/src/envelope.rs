@@ -28,6 +28,29 @@ pub struct Envelope {
     pub received_at: Time,
     /// The normalised inbound message.
     pub message: InboundMessage,
+    /// What the message is: a customer's message (the default, left out of the JSON) or
+    /// the end of their conversation. Added within version 1: a router that predates it
+    /// reads an end as a follow-up message, which routes nothing new.
+    #[serde(default, skip_serializing_if = "EnvelopeKind::is_message")]
+    pub kind: EnvelopeKind,
+}
+
+/// What an envelope carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvelopeKind {
+    /// A customer's message: a new contact, or a follow-up in an open conversation.
+    #[default]
+    Message,
+    /// The customer ended the conversation (a caller hung up): a contact still waiting
+    /// is abandoned, one an agent holds goes to wrap-up, and nothing new is opened.
+    End,
+}
+
+impl EnvelopeKind {
+    fn is_message(&self) -> bool {
+        *self == EnvelopeKind::Message
+    }
 }
 
 /// A normalised inbound message, as every adapter produces it.
@@ -92,6 +115,15 @@ impl Envelope {
             id: id.into(),
             received_at,
             message,
+            kind: EnvelopeKind::Message,
+        }
+    }
+
+    /// Builds the envelope of a conversation's end.
+    pub fn end(id: impl Into<String>, received_at: Time, message: InboundMessage) -> Self {
+        Envelope {
+            kind: EnvelopeKind::End,
+            ..Envelope::new(id, received_at, message)
         }
     }
 
@@ -182,6 +214,15 @@ mod tests {
             json,
             r#"{"version":1,"id":"m-1","received_at":1700000000123,"message":{"source":"imap:support","channel":"email","conversation":"<a@example.com>","customer":"c-42","summary":"Refund","body":"Please refund order 7","urgency":"high","skills":["billing"],"attributes":{"digits":[1,2],"tier":"gold"}}}"#
         );
+    }
+
+    #[test]
+    fn an_end_says_so_and_round_trips() {
+        let e = sample();
+        let end = Envelope::end(e.id.clone(), e.received_at, e.message.clone());
+        let json = String::from_utf8(end.to_json()).unwrap();
+        assert!(json.ends_with(r#","kind":"end"}"#), "{json}");
+        assert_eq!(Envelope::from_json(json.as_bytes()), Ok(end));
     }
 
     #[test]

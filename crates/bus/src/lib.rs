@@ -67,7 +67,9 @@ use std::time::Duration;
 
 pub use amqp::{AmqpBus, AmqpConfig, AmqpSubscription, Names};
 pub use backoff::Backoff;
-pub use envelope::{DecodeError, ENVELOPE_VERSION, Envelope, InboundMessage, MAX_ID_LEN};
+pub use envelope::{
+    DecodeError, ENVELOPE_VERSION, Envelope, EnvelopeKind, InboundMessage, MAX_ID_LEN,
+};
 pub use error::BusError;
 pub use inprocess::{BusEvent, InProcessBus, InProcessConfig, InProcessSubscription};
 

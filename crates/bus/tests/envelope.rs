@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use switchboard_bus::{DecodeError, Envelope, InboundMessage};
+use switchboard_bus::{DecodeError, Envelope, EnvelopeKind, InboundMessage};
 use switchboard_core::model::{Channel, Time, Urgency};
 
 const FIXTURE: &str = include_str!("fixtures/envelope-v1.json");
@@ -30,6 +30,7 @@ fn expected() -> Envelope {
             skills: vec!["shipping".to_owned(), "de".to_owned()],
             attributes,
         },
+        kind: EnvelopeKind::Message,
     }
 }
 
