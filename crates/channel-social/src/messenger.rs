@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::{ChannelError, Content, Incoming, Routed, id, malformed, outcome, parse};
+use crate::{ChannelError, Content, Incoming, Routed, id, malformed, outcome, parse, parse_at};
 
 /// Which Meta product a `messaging` notification came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +46,9 @@ struct Notification {
 #[derive(Debug, Deserialize)]
 struct Entry {
     id: String,
+    /// Read one by one, so an error names the event.
     #[serde(default)]
-    messaging: Vec<Event>,
+    messaging: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,9 +122,10 @@ pub(crate) fn parse_notification(
     let mut skipped = None;
     for (e, entry) in n.entry.into_iter().enumerate() {
         let business = id(&format!("entry[{e}].id"), &entry.id)?;
-        for (i, event) in entry.messaging.iter().enumerate() {
+        for (i, event) in entry.messaging.into_iter().enumerate() {
             let at = format!("entry[{e}].messaging[{i}]");
-            match route(&at, platform, business, event)? {
+            let event: Event = parse_at(&at, event)?;
+            match route(&at, platform, business, &event)? {
                 Ok(r) => routed.push(r.into_inbound()),
                 Err(why) => {
                     skipped.get_or_insert(why);

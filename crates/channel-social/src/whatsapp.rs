@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::{ChannelError, Content, Incoming, Routed, id, malformed, outcome, parse};
+use crate::{ChannelError, Content, Incoming, Routed, id, malformed, outcome, parse, parse_at};
 
 /// Message types that are not a customer asking something.
 const NOT_ROUTED: &[&str] = &["reaction", "system", "request_welcome"];
@@ -44,8 +44,9 @@ struct Value {
     metadata: Metadata,
     #[serde(default)]
     contacts: Vec<Contact>,
+    /// Read one by one, so an error names the message.
     #[serde(default)]
-    messages: Vec<Message>,
+    messages: Vec<serde_json::Value>,
     #[serde(default)]
     statuses: Vec<IgnoredAny>,
 }
@@ -156,12 +157,13 @@ pub(crate) fn parse_notification(body: &[u8]) -> Result<Incoming, ChannelError> 
                 &value.metadata.phone_number_id,
             )?;
             for (m, message) in value.messages.iter().enumerate() {
+                let at = format!("{at}.messages[{m}]");
+                let message: Message = parse_at(&at, message.clone())?;
                 if NOT_ROUTED.contains(&message.kind.as_str()) {
                     skipped.get_or_insert("reactions or system notices only");
                     continue;
                 }
-                let at = format!("{at}.messages[{m}]");
-                let r = route(&at, &account, phone, &value, message)?;
+                let r = route(&at, &account, phone, &value, &message)?;
                 routed.push(r.into_inbound());
             }
         }
