@@ -186,8 +186,11 @@ fn route(
                         serde_json::Value::String(s) => s.clone(),
                         other => other.to_string(),
                     };
-                    id(&format!("{at}.timestamp"), &ts)?;
-                    format!("postback:{sender}:{ts}")
+                    id(
+                        &format!("{at}.postback id from sender and timestamp"),
+                        &format!("postback:{sender}:{ts}"),
+                    )?
+                    .to_owned()
                 }
                 (None, None) => {
                     return Err(malformed(&format!(

@@ -72,6 +72,7 @@ fn attr<'a>(m: &'a Inbound, key: &str) -> Option<&'a Value> {
 /// this crate with Python:
 /// `python3 -c "import hmac,hashlib;print(hmac.new(b'meta-app-secret',
 ///  open('tests/fixtures/whatsapp_text.json','rb').read(), hashlib.sha256).hexdigest())"`.
+/// and again with `openssl dgst -sha256 -hmac meta-app-secret tests/fixtures/whatsapp_text.json`.
 /// Meta's pages give no test vector of their own.
 const PYTHON_VECTOR: &str =
     "sha256=fb9ed03f67f3e716a1d54cbd07eecf07c48d9665cbb1b008cf17c41de052fe0f";
@@ -318,6 +319,107 @@ fn an_instagram_message_is_keyed_by_account_and_igsid() {
     // Instagram sends echoes in the same `messages` field.
     let echo = INSTAGRAM_TEXT.replace("\"mid\"", "\"is_echo\": true, \"mid\"");
     assert!(matches!(signed(&echo), Incoming::Ignored(_)));
+}
+
+/// A WhatsApp notification carrying these messages, in the envelope of Meta's text example.
+fn whatsapp_with(messages: Value) -> String {
+    let mut n = fixture(WHATSAPP_TEXT);
+    n["entry"][0]["changes"][0]["value"]["messages"] = messages;
+    n.to_string()
+}
+
+#[test]
+fn whatsapp_message_types_are_summarised_for_the_agent() {
+    // Shapes from the messages webhook reference pages (location, interactive, button,
+    // document, unsupported); values are samples.
+    let base = |id: &str, kind: &str, key: &str, content: Value| {
+        let mut m =
+            json!({ "from": "16505551234", "id": id, "timestamp": "1750090702", "type": kind });
+        if !key.is_empty() {
+            m[key] = content;
+        }
+        m
+    };
+    let body = whatsapp_with(json!([
+        base(
+            "wamid.loc",
+            "location",
+            "location",
+            json!({
+            "latitude": 37.44216, "longitude": -122.16501,
+            "name": "Philz Coffee", "address": "101 Forest Ave, Palo Alto, CA 94301" })
+        ),
+        base(
+            "wamid.btn",
+            "interactive",
+            "interactive",
+            json!({
+            "type": "button_reply", "button_reply": { "id": "change-button", "title": "Change" } })
+        ),
+        base(
+            "wamid.list",
+            "interactive",
+            "interactive",
+            json!({
+            "type": "list_reply",
+            "list_reply": { "id": "priority-express", "title": "Express", "description": "Next day" } })
+        ),
+        base(
+            "wamid.tpl",
+            "button",
+            "button",
+            json!({ "payload": "Unsubscribe", "text": "Stop promotions" })
+        ),
+        base(
+            "wamid.doc",
+            "document",
+            "document",
+            json!({
+            "filename": "invoice.pdf", "mime_type": "application/pdf",
+            "sha256": "abc", "id": "3325318014397349" })
+        ),
+        base(
+            "wamid.unsup",
+            "unsupported",
+            "errors",
+            json!([{ "code": 131051, "title": "Message type unknown" }])
+        ),
+        base(
+            "wamid.react",
+            "reaction",
+            "reaction",
+            json!({ "message_id": "wamid.x", "emoji": "\u{1F44D}" })
+        ),
+    ]));
+    let got = messages(&body);
+    let summaries: Vec<&str> = got.iter().map(|m| m.message.summary.as_str()).collect();
+    assert_eq!(
+        summaries,
+        [
+            "[location] Philz Coffee, 101 Forest Ave, Palo Alto, CA 94301",
+            "Change",
+            "Express",
+            "Stop promotions",
+            "[document] invoice.pdf",
+            "[unsupported]",
+        ],
+        "the reaction is not routed"
+    );
+    assert_eq!(attr(&got[0], "latitude"), Some(&json!(37.44216)));
+    assert_eq!(attr(&got[1], "reply_id"), Some(&json!("change-button")));
+    assert_eq!(attr(&got[2], "reply_id"), Some(&json!("priority-express")));
+    assert_eq!(attr(&got[3], "button_payload"), Some(&json!("Unsubscribe")));
+    assert_eq!(attr(&got[4], "mime_type"), Some(&json!("application/pdf")));
+    assert_eq!(attr(&got[4], "media_id"), Some(&json!("3325318014397349")));
+    assert_eq!(got[5].message.body, None);
+    // Reactions alone are acknowledged and not routed.
+    let only_reaction = whatsapp_with(json!([base(
+        "wamid.r",
+        "reaction",
+        "reaction",
+        json!({ "emoji": "" })
+    )]));
+    assert!(matches!(signed(&only_reaction), Incoming::Ignored(_)));
 }
 
 // --- batches, redeliveries and refusals -------------------------------------------------
