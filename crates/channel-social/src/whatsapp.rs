@@ -198,15 +198,11 @@ fn route(
         "reply_to",
         message.context.as_ref().and_then(|c| c.id.as_deref()),
     );
-    // The profile of this sender; with one contact in the value, that is the sender.
+    // The sender's profile, matched by WhatsApp id: a batch may carry several customers.
     let profile = value
         .contacts
         .iter()
         .find(|c| c.wa_id.as_deref() == Some(from))
-        .or(match &value.contacts[..] {
-            [only] => Some(only),
-            _ => None,
-        })
         .and_then(|c| c.profile.as_ref())
         .and_then(|p| p.name.as_deref());
     put("profile_name", profile);

@@ -422,6 +422,31 @@ fn whatsapp_message_types_are_summarised_for_the_agent() {
     assert!(matches!(signed(&only_reaction), Incoming::Ignored(_)));
 }
 
+#[test]
+fn each_whatsapp_sender_gets_their_own_profile_and_thread() {
+    let mut n = fixture(WHATSAPP_TEXT);
+    let value = &mut n["entry"][0]["changes"][0]["value"];
+    value["contacts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "profile": { "name": "Kerry" }, "wa_id": "16315551181" }));
+    let mut second = value["messages"][0].clone();
+    second["from"] = json!("16315551181");
+    second["id"] = json!("wamid.second");
+    value["messages"].as_array_mut().unwrap().insert(0, second);
+    let got = messages(&n.to_string());
+    assert_eq!(attr(&got[0], "profile_name"), Some(&json!("Kerry")));
+    assert_eq!(
+        got[0].message.conversation,
+        "whatsapp:106540352242922:16315551181"
+    );
+    assert_eq!(attr(&got[1], "profile_name"), Some(&json!("Sheena Nelson")));
+    assert_eq!(
+        got[1].message.conversation,
+        "whatsapp:106540352242922:16505551234"
+    );
+}
+
 // --- batches, redeliveries and refusals -------------------------------------------------
 
 fn fixture(text: &str) -> Value {
