@@ -20,6 +20,7 @@
 //! is over (close, freeing the agent's voice slot).
 
 pub mod twilio;
+pub mod twiml;
 
 pub use switchboard_channel::{ChannelError, Inbound, Incoming};
 
