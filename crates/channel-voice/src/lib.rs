@@ -19,14 +19,47 @@
 //! still waits means the caller gave up (abandon), and while an agent owns it means the call
 //! is over (close, freeing the agent's voice slot).
 
+pub mod ivr;
 pub mod twilio;
 pub mod twiml;
 
+use std::collections::BTreeMap;
+
 pub use switchboard_channel::{ChannelError, Inbound, Incoming};
+
+/// The voice contact a call becomes: one id for every request of the call (the router
+/// deduplicates on it), the call as the conversation and the caller as the customer
+/// (`tel:anonymous` when the number is withheld).
+pub(crate) fn call_inbound(
+    source: &str,
+    call: &str,
+    caller: &str,
+    attributes: BTreeMap<String, serde_json::Value>,
+) -> Inbound {
+    let caller = if caller.trim().is_empty() {
+        "anonymous"
+    } else {
+        caller
+    };
+    let key = format!("{source}:{call}");
+    Inbound {
+        id: key.clone(),
+        message: switchboard_channel::InboundMessage {
+            source: source.into(),
+            channel: switchboard_core::Channel::Voice,
+            conversation: key,
+            customer: format!("tel:{caller}"),
+            summary: format!("Call from {caller}"),
+            body: None,
+            urgency: None,
+            skills: Vec::new(),
+            attributes,
+        },
+    }
+}
 
 /// Characters a caller can key in: DTMF digits, `*` and `#`, plus `w`/`W` (the half-second
 /// waits some providers echo back in `Digits`).
-#[allow(dead_code)]
 pub(crate) fn is_dtmf(digits: &str) -> bool {
     digits
         .chars()

@@ -28,11 +28,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
-use switchboard_bus::InboundMessage;
 use switchboard_channel::same;
-use switchboard_core::Channel;
 
-use crate::{ChannelError, Inbound, bounded, is_dtmf};
+use crate::{ChannelError, Inbound, bounded, call_inbound, is_dtmf};
 
 /// The header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
@@ -414,25 +412,7 @@ impl CallRequest {
                 attributes.insert(key.to_ascii_lowercase(), v.clone().into());
             }
         }
-        let caller = if self.from.trim().is_empty() {
-            "anonymous"
-        } else {
-            &self.from
-        };
-        Inbound {
-            id: format!("twilio:{}", self.call_sid),
-            message: InboundMessage {
-                source: "twilio".into(),
-                channel: Channel::Voice,
-                conversation: format!("twilio:{}", self.call_sid),
-                customer: format!("tel:{caller}"),
-                summary: format!("Call from {caller}"),
-                body: None,
-                urgency: None,
-                skills: Vec::new(),
-                attributes,
-            },
-        }
+        call_inbound("twilio", &self.call_sid, &self.from, attributes)
     }
 }
 
