@@ -8,7 +8,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router as Http};
@@ -22,14 +22,14 @@ use switchboard_channel_chat::{generic, slack};
 
 use crate::api::{AppState, problem, publish};
 use crate::config::SourceConfig;
-use crate::router::{Router, Standing, now};
+use crate::router::{Standing, now};
 
 /// The adapters, by the `type` a source names.
-pub const KINDS: &[&str] = &["chat", "slack"];
+pub const KINDS: &[&str] = &["chat", "slack", "twilio", "ivr", "meta"];
 
 /// The webhook route of every configured source.
 pub fn routes() -> Http<AppState> {
-    Http::new().route("/v1/channels/{name}", post(webhook))
+    Http::new().route("/v1/channels/{name}", post(webhook).get(handshake))
 }
 
 /// Runs the source's adapter over one request.
@@ -56,6 +56,11 @@ fn receive(
             body,
             now,
         ),
+        "meta" => switchboard_channel_social::receive(
+            secret,
+            header(switchboard_channel_social::SIGNATURE_HEADER),
+            body,
+        ),
         other => Err(ChannelError::Malformed(format!(
             "no adapter for type {other:?}"
         ))),
@@ -70,7 +75,7 @@ fn answers_customer(kind: &str) -> bool {
 
 /// The source's defaults, applied to each of its messages: the skills it requires, and its
 /// urgency (a bot's escalation gets the escalation urgency).
-fn with_defaults(source: &SourceConfig, mut m: InboundMessage) -> InboundMessage {
+pub(crate) fn with_defaults(source: &SourceConfig, mut m: InboundMessage) -> InboundMessage {
     for skill in &source.skills {
         if !m.skills.contains(skill) {
             m.skills.push(skill.clone());
@@ -87,10 +92,36 @@ fn with_defaults(source: &SourceConfig, mut m: InboundMessage) -> InboundMessage
     m
 }
 
+/// Where a published message's contact stands, with the names a channel tells.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub standing: Standing,
+    /// The agent offered or holding the contact.
+    pub agent: Option<String>,
+    /// That agent's dial target (voice).
+    pub dial: Option<String>,
+}
+
+impl Placed {
+    /// As the channels answer it.
+    pub fn json(&self) -> Value {
+        let st = &self.standing;
+        json!({
+            "contact": st.contact,
+            "state": st.state,
+            "follow_up": st.follow_up,
+            "position": st.position,
+            // Rounded up: a customer told "0 s" would expect an agent this instant.
+            "expected_wait_seconds": st.expected_wait.map(|d| d.as_secs_f64().ceil() as u64),
+            "agent": self.agent,
+        })
+    }
+}
+
 /// Waits up to `within` for this process's router to place a published message, and
-/// says where it stands. `None` on a standby (another process routes), or when routing
-/// takes longer; the customer is then told the message was accepted, without a position.
-pub async fn standing(s: &AppState, message: &str, within: Duration) -> Option<Value> {
+/// says where it stands. `None` on a standby (another process routes), when routing
+/// takes longer, or once the contact has ended.
+pub async fn standing(s: &AppState, message: &str, within: Duration) -> Option<Placed> {
     if !s.leading.load(Ordering::Acquire) {
         return None;
     }
@@ -100,8 +131,20 @@ pub async fn standing(s: &AppState, message: &str, within: Duration) -> Option<V
     loop {
         {
             let mut router = s.router.lock().await;
-            if let Some(st) = router.standing(now(), message) {
-                return Some(standing_json(&router, &st));
+            if let Some(standing) = router.standing(now(), message) {
+                let name = standing
+                    .agent
+                    .and_then(|a| router.names.agent_name(a))
+                    .map(str::to_owned);
+                let dial = name
+                    .as_ref()
+                    .and_then(|n| router.settings.get(n))
+                    .and_then(|s| s.dial.clone());
+                return Some(Placed {
+                    standing,
+                    agent: name,
+                    dial,
+                });
             }
         }
         if tokio::time::timeout_at(deadline, steps.changed())
@@ -113,22 +156,60 @@ pub async fn standing(s: &AppState, message: &str, within: Duration) -> Option<V
     }
 }
 
-/// A standing as the channels answer it.
-pub fn standing_json(router: &Router, st: &Standing) -> Value {
-    json!({
-        "contact": st.contact,
-        "state": st.state,
-        "follow_up": st.follow_up,
-        "position": st.position,
-        // Rounded up: a customer told "0 s" would expect an agent this instant.
-        "expected_wait_seconds": st.expected_wait.map(|d| d.as_secs_f64().ceil() as u64),
-        "agent": st.agent.and_then(|a| router.names.agent_name(a)),
-    })
+/// Counts and answers a refused request.
+pub(crate) fn refused(s: &AppState, source: &str, e: &ChannelError) -> Response {
+    s.metrics.ingest_rejected(e.reason());
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    tracing::info!(%source, reason = e.reason(), error = %e, "channel request refused");
+    problem(status, e.reason(), None, e.to_string())
+}
+
+/// `GET /v1/channels/<name>`: a provider's subscription handshake (Meta: `hub.mode`,
+/// `hub.verify_token`, `hub.challenge`, answered with the challenge).
+async fn handshake(State(s): State<AppState>, Path(name): Path<String>, uri: Uri) -> Response {
+    let Some(source) = s.loaded.config.sources.get(&name) else {
+        return problem(
+            StatusCode::NOT_FOUND,
+            "unknown source",
+            None,
+            format!("no source {name:?} in the configuration"),
+        );
+    };
+    if source.kind != "meta" {
+        return problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "no handshake",
+            None,
+            format!("source {name:?} (type {}) takes POST only", source.kind),
+        );
+    }
+    let query: Vec<(String, String)> = uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    match switchboard_channel_social::verify_subscription(&query, &source.verify_token) {
+        Ok(challenge) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            challenge,
+        )
+            .into_response(),
+        Err(e) => {
+            s.metrics.ingest_rejected(e.reason());
+            let status = StatusCode::from_u16(switchboard_channel_social::handshake_status(&e))
+                .unwrap_or(StatusCode::FORBIDDEN);
+            tracing::info!(source = %name, error = %e, "subscription handshake refused");
+            problem(status, "handshake refused", None, e.to_string())
+        }
+    }
 }
 
 async fn webhook(
     State(s): State<AppState>,
     Path(name): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -161,14 +242,14 @@ async fn webhook(
             );
         }
     };
+    match source.kind.as_str() {
+        "twilio" => return crate::voice::twilio(&s, &name, source, &uri, &headers, &body).await,
+        "ivr" => return crate::voice::ivr(&s, &name, source, &headers, &body).await,
+        _ => {}
+    }
     let incoming = receive(source, &headers, &body);
     match incoming {
-        Err(e) => {
-            s.metrics.ingest_rejected(e.reason());
-            let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-            tracing::info!(source = %name, reason = e.reason(), "channel request refused");
-            problem(status, e.reason(), None, e.to_string())
-        }
+        Err(e) => refused(&s, &name, &e),
         Ok(Incoming::Challenge(challenge)) => challenge.into_response(),
         Ok(Incoming::Ignored(why)) => {
             Json(json!({ "status": "ignored", "reason": why })).into_response()
@@ -187,7 +268,10 @@ async fn webhook(
                     let mut answer = Map::new();
                     answer.insert("id".into(), json!(id));
                     answer.insert("status".into(), json!("accepted"));
-                    match standing(&s, id, source.answer_within).await {
+                    match standing(&s, id, source.answer_within)
+                        .await
+                        .map(|p| p.json())
+                    {
                         Some(Value::Object(st)) => answer.extend(st),
                         _ => {
                             answer.insert("state".into(), json!("queued"));

@@ -830,6 +830,41 @@ impl Config {
                     "is required: requests are checked against it".into(),
                 ));
             }
+            if source.kind == "meta" && source.verify_token.is_empty() {
+                return Err(invalid(
+                    &key("verify_token"),
+                    "is required: Meta's subscription handshake sends it".into(),
+                ));
+            }
+            if source.kind == "twilio"
+                && !(source.public_url.starts_with("https://")
+                    || source.public_url.starts_with("http://"))
+            {
+                return Err(invalid(
+                    &key("public_url"),
+                    "is required: the http(s) URL the provider calls for this source (signatures cover it)".into(),
+                ));
+            }
+            if source.public_url.contains(['?', '#']) {
+                return Err(invalid(
+                    &key("public_url"),
+                    "must not have a query or fragment: the call's steps are added as a query"
+                        .into(),
+                ));
+            }
+            for digits in source.digits.keys() {
+                if digits.is_empty()
+                    || digits.len() > 8
+                    || !digits
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
+                {
+                    return Err(invalid(
+                        &key(&format!("digits.{digits}")),
+                        "keypad choices are 1 to 8 of 0-9, * and #".into(),
+                    ));
+                }
+            }
             if !name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
