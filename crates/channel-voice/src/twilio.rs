@@ -18,9 +18,18 @@
 //!   (`:443` for https, `:80` otherwise), as the SDKs' validators do, since Twilio's signing
 //!   side is not consistent about ports behind proxies and load balancers.
 //!
-//! A signature covers the decoded parameters, not the body's bytes: two bodies that decode to
-//! the same parameters (`a+b` and `a%20b`, a stray `&`) carry the same signature. What the
-//! daemon acts on is exactly what was signed.
+//! What the signature does not cover, by Twilio's design (any validator that matches
+//! Twilio's, the SDKs' included, accepts these):
+//! - the body's bytes: two bodies that decode to the same parameters (`a+b` and `a%20b`, a
+//!   stray `&`) carry the same signature;
+//! - the boundaries between names and values, which are concatenated without separators: a
+//!   body whose `=` or `&` were moved, so that the sorted concatenation is unchanged, verifies
+//!   (`CallerCountry=US` as `CallerCountryUS=`; `CallSid=X&CallSidLegacy=Y` as
+//!   `CallSid=XCallSidLegacyY`). Such a body mostly loses a field (and is then refused as
+//!   malformed); the fuzz tests check that nothing else gets through;
+//! - time: there is no timestamp, so a captured request can be replayed. The daemon is safe
+//!   against that because a call's requests all map to one contact id
+//!   ([`CallRequest::inbound`]) that the router deduplicates on.
 
 use std::collections::BTreeMap;
 
