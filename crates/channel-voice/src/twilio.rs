@@ -58,7 +58,10 @@ const MAX_ADDRESS: usize = 256;
 /// Longest `Digits`.
 const MAX_DIGITS: usize = 64;
 
-/// Reads a form-encoded body into its parameters, in body order.
+/// Reads a form-encoded body into its parameters, in body order. Bytes that are not UTF-8
+/// once percent-decoded become U+FFFD (`form_urlencoded`'s behaviour); Twilio sends UTF-8, so
+/// a body that is not is not Twilio's, and fails the signature check unless it decodes to
+/// the very parameters Twilio signed.
 pub fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, ChannelError> {
     if body.len() > MAX_BODY {
         return Err(ChannelError::Malformed(format!(
@@ -416,9 +419,13 @@ impl CallRequest {
         if let Some(name) = &self.caller_name {
             attributes.insert("caller_name".into(), name.clone().into());
         }
-        for key in ["FromCountry", "FromState", "FromCity"] {
+        for (key, attribute) in [
+            ("FromCountry", "from_country"),
+            ("FromState", "from_state"),
+            ("FromCity", "from_city"),
+        ] {
             if let Some(v) = self.others.get(key) {
-                attributes.insert(key.to_ascii_lowercase(), v.clone().into());
+                attributes.insert(attribute.into(), v.clone().into());
             }
         }
         call_inbound("twilio", &self.call_sid, &self.from, attributes)

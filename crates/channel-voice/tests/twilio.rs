@@ -121,7 +121,7 @@ fn an_incoming_call_becomes_a_voice_contact() {
     assert_eq!(inbound.message.channel, switchboard_core::Channel::Voice);
     assert_eq!(inbound.message.customer, "tel:+14158675309");
     assert_eq!(inbound.message.conversation, inbound.id);
-    assert_eq!(inbound.message.attributes["fromcountry"], "US");
+    assert_eq!(inbound.message.attributes["from_country"], "US");
 }
 
 #[test]
