@@ -155,6 +155,21 @@ proptest! {
         let _ = twilio::receive(TOKEN, URL, None, &body);
     }
 
+    /// Any URL, however odd its authority (user info, IPv6, ports, no scheme), is handled
+    /// without panicking, and a signature made for it verifies.
+    #[test]
+    fn arbitrary_urls(
+        url in prop_oneof![
+            any::<String>(),
+            "(https?|HTTPS|ftp)://([a-zé]{0,3}@)?(\\[[0-9a-f:]{0,6}\\]|[a-zé.]{0,8})(:[0-9a-z]{0,6})?([/?#][^ ]{0,8})?",
+        ],
+    ) {
+        let params = vec![("CallSid".to_owned(), "CA1".to_owned())];
+        let sig = twilio::signature(TOKEN, &url, &params);
+        prop_assert!(twilio::verify(TOKEN, &url, &params, Some(&sig)).is_ok());
+        prop_assert!(twilio::verify(b"other", &url, &params, Some(&sig)).is_err());
+    }
+
     /// The same for the IVR webhook.
     #[test]
     fn arbitrary_ivr_bodies(body in prop::collection::vec(any::<u8>(), 0..600)) {
