@@ -18,9 +18,18 @@
 //!   (`:443` for https, `:80` otherwise), as the SDKs' validators do, since Twilio's signing
 //!   side is not consistent about ports behind proxies and load balancers.
 //!
-//! A signature covers the decoded parameters, not the body's bytes: two bodies that decode to
-//! the same parameters (`a+b` and `a%20b`, a stray `&`) carry the same signature. What the
-//! daemon acts on is exactly what was signed.
+//! What the signature does not cover, by Twilio's design (any validator that matches
+//! Twilio's, the SDKs' included, accepts these):
+//! - the body's bytes: two bodies that decode to the same parameters (`a+b` and `a%20b`, a
+//!   stray `&`) carry the same signature;
+//! - the boundaries between names and values, which are concatenated without separators: a
+//!   body whose `=` or `&` were moved, so that the sorted concatenation is unchanged, verifies
+//!   (`CallerCountry=US` as `CallerCountryUS=`; `CallSid=X&CallSidLegacy=Y` as
+//!   `CallSid=XCallSidLegacyY`). Such a body mostly loses a field (and is then refused as
+//!   malformed); the fuzz tests check that nothing else gets through;
+//! - time: there is no timestamp, so a captured request can be replayed. The daemon is safe
+//!   against that because a call's requests all map to one contact id
+//!   ([`CallRequest::inbound`]) that the router deduplicates on.
 
 use std::collections::BTreeMap;
 
@@ -49,7 +58,10 @@ const MAX_ADDRESS: usize = 256;
 /// Longest `Digits`.
 const MAX_DIGITS: usize = 64;
 
-/// Reads a form-encoded body into its parameters, in body order.
+/// Reads a form-encoded body into its parameters, in body order. Bytes that are not UTF-8
+/// once percent-decoded become U+FFFD (`form_urlencoded`'s behaviour); Twilio sends UTF-8, so
+/// a body that is not is not Twilio's, and fails the signature check unless it decodes to
+/// the very parameters Twilio signed.
 pub fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, ChannelError> {
     if body.len() > MAX_BODY {
         return Err(ChannelError::Malformed(format!(
@@ -407,9 +419,13 @@ impl CallRequest {
         if let Some(name) = &self.caller_name {
             attributes.insert("caller_name".into(), name.clone().into());
         }
-        for key in ["FromCountry", "FromState", "FromCity"] {
+        for (key, attribute) in [
+            ("FromCountry", "from_country"),
+            ("FromState", "from_state"),
+            ("FromCity", "from_city"),
+        ] {
             if let Some(v) = self.others.get(key) {
-                attributes.insert(key.to_ascii_lowercase(), v.clone().into());
+                attributes.insert(attribute.into(), v.clone().into());
             }
         }
         call_inbound("twilio", &self.call_sid, &self.from, attributes)

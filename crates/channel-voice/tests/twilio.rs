@@ -121,7 +121,7 @@ fn an_incoming_call_becomes_a_voice_contact() {
     assert_eq!(inbound.message.channel, switchboard_core::Channel::Voice);
     assert_eq!(inbound.message.customer, "tel:+14158675309");
     assert_eq!(inbound.message.conversation, inbound.id);
-    assert_eq!(inbound.message.attributes["fromcountry"], "US");
+    assert_eq!(inbound.message.attributes["from_country"], "US");
 }
 
 #[test]
@@ -179,4 +179,30 @@ fn a_signed_body_without_call_sid_is_a_400_naming_it() {
     let err = twilio::receive(TOKEN, URL, Some(&sig), body).unwrap_err();
     assert_eq!(err.status(), 400);
     assert_eq!(err.to_string(), "malformed body: CallSid is missing");
+}
+
+#[test]
+fn moved_separators_verify_as_in_twilios_own_scheme() {
+    // Twilio signs names and values concatenated: removing the `=` of `CallerCountry=US`
+    // leaves the signed text unchanged, so the original signature still verifies (as it
+    // would with Twilio's SDKs). What the call says is unchanged, and the field the `=`
+    // belonged to is gone rather than altered.
+    let original =
+        twilio::receive(TOKEN, URL, Some("+4Y7IvDDtVmPY4QPz3e9lC/CUUU="), INCOMING).unwrap();
+    let body = String::from_utf8(INCOMING.to_vec())
+        .unwrap()
+        .replace("CallerCountry=US", "CallerCountryUS");
+    let moved = twilio::receive(
+        TOKEN,
+        URL,
+        Some("+4Y7IvDDtVmPY4QPz3e9lC/CUUU="),
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(moved.others.get("CallerCountry"), None);
+    assert_eq!(moved.others["CallerCountryUS"], "");
+    assert_eq!(
+        (moved.call_sid, moved.status, moved.from),
+        (original.call_sid, original.status, original.from)
+    );
 }
