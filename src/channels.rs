@@ -164,16 +164,31 @@ pub(crate) fn refused(s: &AppState, source: &str, e: &ChannelError) -> Response 
     problem(status, e.reason(), None, e.to_string())
 }
 
-/// `GET /v1/channels/<name>`: a provider's subscription handshake (Meta: `hub.mode`,
-/// `hub.verify_token`, `hub.challenge`, answered with the challenge).
-async fn handshake(State(s): State<AppState>, Path(name): Path<String>, uri: Uri) -> Response {
-    let Some(source) = s.loaded.config.sources.get(&name) else {
-        return problem(
+/// The configured source of this name.
+fn source<'a>(s: &'a AppState, name: &str) -> Result<&'a SourceConfig, Box<Response>> {
+    s.loaded.config.sources.get(name).ok_or_else(|| {
+        Box::new(problem(
             StatusCode::NOT_FOUND,
             "unknown source",
             None,
             format!("no source {name:?} in the configuration"),
-        );
+        ))
+    })
+}
+
+/// A request's query parameters, decoded.
+pub(crate) fn query_pairs(uri: &Uri) -> Vec<(String, String)> {
+    uri.query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// `GET /v1/channels/<name>`: a provider's subscription handshake (Meta: `hub.mode`,
+/// `hub.verify_token`, `hub.challenge`, answered with the challenge).
+async fn handshake(State(s): State<AppState>, Path(name): Path<String>, uri: Uri) -> Response {
+    let source = match source(&s, &name) {
+        Ok(source) => source,
+        Err(response) => return *response,
     };
     if source.kind != "meta" {
         return problem(
@@ -183,11 +198,8 @@ async fn handshake(State(s): State<AppState>, Path(name): Path<String>, uri: Uri
             format!("source {name:?} (type {}) takes POST only", source.kind),
         );
     }
-    let query: Vec<(String, String)> = uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
-    match switchboard_channel_social::verify_subscription(&query, &source.verify_token) {
+    match switchboard_channel_social::verify_subscription(&query_pairs(&uri), &source.verify_token)
+    {
         Ok(challenge) => (
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -213,13 +225,9 @@ async fn webhook(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let Some(source) = s.loaded.config.sources.get(&name) else {
-        return problem(
-            StatusCode::NOT_FOUND,
-            "unknown source",
-            None,
-            format!("no source {name:?} in the configuration"),
-        );
+    let source = match source(&s, &name) {
+        Ok(source) => source,
+        Err(response) => return *response,
     };
     let body = match body {
         Ok(b) => b,

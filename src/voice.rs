@@ -29,7 +29,7 @@ use switchboard_channel_voice::{ivr, twilio};
 use tracing::{info, warn};
 
 use crate::api::{AppState, publish};
-use crate::channels::{Placed, refused, standing, with_defaults};
+use crate::channels::{Placed, query_pairs, refused, standing, with_defaults};
 use crate::config::SourceConfig;
 use crate::router::now;
 
@@ -76,10 +76,7 @@ pub async fn twilio(
         Ok(call) => call,
         Err(e) => return refused(s, name, &e),
     };
-    let query: Vec<(String, String)> = uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query = query_pairs(uri);
     let param = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let step = param("step").unwrap_or("");
     let calls = Twiml::new(source);

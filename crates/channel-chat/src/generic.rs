@@ -45,9 +45,7 @@ pub fn receive(
     now: u64,
     window: u64,
 ) -> Result<Incoming, ChannelError> {
-    let signature = signature.ok_or_else(|| ChannelError::Signature("missing".into()))?;
-    switchboard_delivery::verify(secret, signature, body, now, window)
-        .map_err(|e| ChannelError::Signature(e.to_string()))?;
+    switchboard_channel::verify_signed(secret, signature, body, now, window)?;
     let p: Posted =
         serde_json::from_slice(body).map_err(|e| ChannelError::Malformed(e.to_string()))?;
     for (field, value) in [

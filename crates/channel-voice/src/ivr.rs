@@ -83,9 +83,7 @@ pub fn receive(
     now: u64,
     window: u64,
 ) -> Result<IvrRequest, ChannelError> {
-    let signature = signature.ok_or_else(|| ChannelError::Signature("missing".into()))?;
-    switchboard_delivery::verify(secret, signature, body, now, window)
-        .map_err(|e| ChannelError::Signature(e.to_string()))?;
+    switchboard_channel::verify_signed(secret, signature, body, now, window)?;
     if body.len() > MAX_BODY {
         return Err(ChannelError::Malformed(format!(
             "body of {} bytes, more than the {MAX_BODY} allowed",

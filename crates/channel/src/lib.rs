@@ -64,6 +64,22 @@ impl Incoming {
     }
 }
 
+/// Checks Switchboard's own signature scheme, which the generic webhooks (chat, IVR) use as
+/// the daemon's outbound webhooks do: `Switchboard-Signature: t=<unix seconds>,v1=<hex
+/// HMAC-SHA256(secret, "<t>.<body>")>`, refused when `t` is more than `window` seconds
+/// from `now`.
+pub fn verify_signed(
+    secret: &[u8],
+    header: Option<&str>,
+    body: &[u8],
+    now: u64,
+    window: u64,
+) -> Result<(), ChannelError> {
+    let header = header.ok_or_else(|| ChannelError::Signature("missing".into()))?;
+    switchboard_delivery::verify(secret, header, body, now, window)
+        .map_err(|e| ChannelError::Signature(e.to_string()))
+}
+
 /// Lower-case hex of HMAC-SHA256(key, the parts in order).
 pub fn hmac_sha256_hex(key: &[u8], parts: &[&[u8]]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
