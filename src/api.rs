@@ -519,6 +519,7 @@ fn live_view(router: &Router, public_id: &str) -> Option<Value> {
         "deadline": c.deadline().as_millis(),
         "owner": owner,
         "offered_to": offered_to,
+        "attributes": serde_json::from_str::<Value>(&meta.attributes).ok(),
     });
     if c.state() == ContactState::Waiting {
         match router.engine.expected_wait(id) {

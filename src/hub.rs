@@ -188,6 +188,9 @@ impl Hub {
                             "queue": meta.map(|m| m.queue.as_str()),
                             "summary": meta.map(|m| m.summary.as_str()),
                             "customer": meta.map(|m| m.customer.as_str()),
+                            // What the source said about the contact (a bot's transcript,
+                            // IVR digits, the customer's profile name).
+                            "attributes": meta.and_then(|m| serde_json::from_str::<Value>(&m.attributes).ok()),
                             "expires_at": expires_at.as_millis(),
                         }),
                     );
