@@ -5,10 +5,9 @@
 
 mod support;
 
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
-use support::{Daemon, Setup};
+use support::sign::unix_now;
+use support::{Daemon, Setup, sign};
 
 const CHAT_SECRET: &str = "web-chat-widget-secret";
 const SLACK_SECRET: &str = "slack-app-signing-secret";
@@ -22,24 +21,6 @@ fn setup(name: &str) -> Setup {
     s
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// An HMAC-SHA256 hex digest, computed here, apart from the code under test.
-fn hmac_hex(secret: &str, message: &str) -> String {
-    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    m.update(message.as_bytes());
-    m.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 async fn post(d: &Daemon, path: &str, headers: &[(&str, String)], body: &str) -> (u16, String) {
     let mut req = d.http.post(d.url(path)).body(body.to_owned());
     for (k, v) in headers {
@@ -51,8 +32,7 @@ async fn post(d: &Daemon, path: &str, headers: &[(&str, String)], body: &str) ->
 
 async fn chat(d: &Daemon, body: &Value, secret: &str) -> (u16, String) {
     let body = body.to_string();
-    let t = unix_now();
-    let sig = format!("t={t},v1={}", hmac_hex(secret, &format!("{t}.{body}")));
+    let sig = sign::switchboard(secret, &body);
     post(
         d,
         "/v1/channels/webchat",
@@ -64,7 +44,7 @@ async fn chat(d: &Daemon, body: &Value, secret: &str) -> (u16, String) {
 
 async fn slack(d: &Daemon, body: &str, retry: Option<u32>) -> (u16, String) {
     let ts = unix_now().to_string();
-    let sig = format!("v0={}", hmac_hex(SLACK_SECRET, &format!("v0:{ts}:{body}")));
+    let sig = sign::slack(SLACK_SECRET, &ts, body);
     let mut headers = vec![
         ("x-slack-request-timestamp", ts),
         ("x-slack-signature", sig),
@@ -273,8 +253,7 @@ auto_accept = true
 
 async fn chat_to(d: &Daemon, path: &str, body: &Value) -> (u16, String) {
     let body = body.to_string();
-    let t = unix_now();
-    let sig = format!("t={t},v1={}", hmac_hex(CHAT_SECRET, &format!("{t}.{body}")));
+    let sig = sign::switchboard(CHAT_SECRET, &body);
     post(d, path, &[("switchboard-signature", sig)], &body).await
 }
 

@@ -6,10 +6,8 @@
 
 mod support;
 
-use hmac::{Hmac, Mac};
 use serde_json::Value;
-use sha2::Sha256;
-use support::{Daemon, Setup};
+use support::{Daemon, Setup, sign};
 
 const APP_SECRET: &str = "meta-app-secret-for-tests";
 const VERIFY_TOKEN: &str = "meta-verify-token-for-tests";
@@ -44,19 +42,11 @@ auto_accept = true
 }
 
 async fn post(d: &Daemon, body: &str, secret: &str) -> (u16, String) {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body.as_bytes());
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     let r = d
         .http
         .post(d.url("/v1/channels/meta"))
         .header("content-type", "application/json")
-        .header("x-hub-signature-256", format!("sha256={hex}"))
+        .header("x-hub-signature-256", sign::meta(secret, body))
         .body(body.to_owned())
         .send()
         .await

@@ -8,11 +8,8 @@ mod support;
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha1::Sha1;
-use support::{Daemon, Setup};
+use support::{Daemon, Setup, sign};
 
 const TOKEN: &str = "twilio-account-auth-token";
 const PUBLIC: &str = "https://switchboard.example.com/v1/channels/phone";
@@ -54,21 +51,6 @@ dial = "client:vic"
     s
 }
 
-/// `X-Twilio-Signature` as Twilio computes it: HMAC-SHA1 over the URL and the POST
-/// parameters sorted by name, each name followed by its value, in base64.
-fn twilio_signature(url: &str, params: &[(&str, &str)]) -> String {
-    let mut sorted = params.to_vec();
-    sorted.sort();
-    let mut data = url.to_owned();
-    for (k, v) in sorted {
-        data.push_str(k);
-        data.push_str(v);
-    }
-    let mut mac = Hmac::<Sha1>::new_from_slice(TOKEN.as_bytes()).unwrap();
-    mac.update(data.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
 /// The parameters of Twilio's voice webhook request for a call.
 fn call(sid: &str, status: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -98,9 +80,9 @@ async fn twilio(
         format!("{PUBLIC}?{query}")
     };
     let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let mut signature = twilio_signature(&public, &pairs);
+    let mut signature = sign::twilio(TOKEN, &public, &pairs);
     if !token_ok {
-        signature = twilio_signature(&format!("{public}x"), &pairs);
+        signature = sign::twilio(TOKEN, &format!("{public}x"), &pairs);
     }
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
@@ -249,23 +231,12 @@ async fn a_caller_who_hangs_up_while_waiting_is_never_offered() {
 /// Posts to the generic IVR webhook, signed like Switchboard's own webhooks.
 async fn ivr(d: &Daemon, body: &Value) -> (u16, Value) {
     let body = body.to_string();
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(IVR_SECRET.as_bytes()).unwrap();
-    mac.update(format!("{t}.{body}").as_bytes());
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let signature = sign::switchboard(IVR_SECRET, &body);
     let r = d
         .http
         .post(d.url("/v1/channels/pbx"))
         .header("content-type", "application/json")
-        .header("switchboard-signature", format!("t={t},v1={hex}"))
+        .header("switchboard-signature", signature)
         .body(body)
         .send()
         .await

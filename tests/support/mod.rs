@@ -573,3 +573,64 @@ async fn check_audit(setup: &Setup) {
         }
     }
 }
+
+/// Signatures as each provider computes them, written here apart from the code under test.
+pub mod sign {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+
+    pub fn unix_now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    /// Lower-case hex HMAC-SHA256.
+    pub fn hmac_hex(secret: &str, message: &[u8]) -> String {
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+        m.update(message);
+        m.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// `Switchboard-Signature` (generic chat and IVR webhooks), signed now.
+    pub fn switchboard(secret: &str, body: &str) -> String {
+        let t = unix_now();
+        format!(
+            "t={t},v1={}",
+            hmac_hex(secret, format!("{t}.{body}").as_bytes())
+        )
+    }
+
+    /// `X-Slack-Signature` v0 for a timestamp.
+    pub fn slack(secret: &str, timestamp: &str, body: &str) -> String {
+        format!(
+            "v0={}",
+            hmac_hex(secret, format!("v0:{timestamp}:{body}").as_bytes())
+        )
+    }
+
+    /// `X-Hub-Signature-256` (Meta): HMAC-SHA256 of the raw body with the app secret.
+    pub fn meta(app_secret: &str, body: &str) -> String {
+        format!("sha256={}", hmac_hex(app_secret, body.as_bytes()))
+    }
+
+    /// `X-Twilio-Signature`: HMAC-SHA1 over the URL and the POST parameters sorted by name,
+    /// each name followed by its value, in base64.
+    pub fn twilio(token: &str, url: &str, params: &[(&str, &str)]) -> String {
+        let mut sorted = params.to_vec();
+        sorted.sort();
+        let mut data = url.to_owned();
+        for (k, v) in sorted {
+            data.push_str(k);
+            data.push_str(v);
+        }
+        let mut mac = Hmac::<sha1::Sha1>::new_from_slice(token.as_bytes()).unwrap();
+        mac.update(data.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+}
