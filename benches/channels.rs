@@ -22,14 +22,6 @@ use support::{Daemon, Setup, sign};
 const SECRET: &str = "bench-secret";
 const PUBLIC: &str = "https://switchboard.example.com/v1/channels/phone";
 
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// One request of the channel, numbered: (path, content type, headers, body).
 fn request(channel: &str, i: usize) -> (String, &'static str, Vec<(&'static str, String)>, String) {
     match channel {
@@ -151,8 +143,8 @@ async fn measure(d: &Daemon, channel: &str, requests: usize, clients: usize) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let requests = arg(&args, "--requests", 2000);
-    let clients = arg(&args, "--clients", 16);
+    let requests = support::arg(&args, "--requests", 2000);
+    let clients = support::arg(&args, "--clients", 16);
     let mut setup = Setup::embedded("bench-channels");
     setup.add_config(&format!(
         r#"

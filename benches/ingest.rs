@@ -15,14 +15,6 @@ use std::time::{Duration, Instant};
 
 use support::{Daemon, Setup, contact};
 
-fn arg(args: &[String], name: &str, default: usize) -> usize {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Counts contacts the router has persisted, from the store itself.
 async fn routed(setup: &Setup) -> usize {
     support::store_count(setup, "SELECT COUNT(*) FROM messages").await
@@ -86,8 +78,8 @@ fn main() {
         println!("ingest benchmark: run with `cargo bench --bench ingest`");
         return;
     }
-    let contacts = arg(&args, "--contacts", 20_000);
-    let clients = arg(&args, "--clients", 64);
+    let contacts = support::arg(&args, "--contacts", 20_000);
+    let clients = support::arg(&args, "--clients", 64);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         println!("end to end: HTTP POST -> bus confirm -> router -> store commit -> ack");

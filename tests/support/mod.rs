@@ -634,3 +634,12 @@ pub mod sign {
         base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
     }
 }
+
+/// A benchmark's numeric option (`--name N`), or its default.
+pub fn arg(args: &[String], name: &str, default: usize) -> usize {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
