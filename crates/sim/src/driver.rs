@@ -49,6 +49,8 @@ struct Open {
     queued: Option<bool>,
     assigned_at: u64,
     generation: u32,
+    /// The expected wait the engine gave on arrival, ms, if it had one.
+    told: Option<u64>,
 }
 
 /// The future-event set: a min-heap on (time, insertion order), so events at the same
@@ -225,6 +227,7 @@ impl Driver<'_, '_> {
                 queued: None,
                 assigned_at: 0,
                 generation: 0,
+                told: None,
             },
         );
         self.unanswered += 1;
@@ -234,7 +237,20 @@ impl Driver<'_, '_> {
                 AuditEntry::Event(Event::Arrive(new.clone())),
             ));
         }
-        self.handle(now, Event::Arrive(new))
+        self.handle(now, Event::Arrive(new))?;
+        // What a chat or voice customer would be told now, from the one estimate.
+        let told = match self.engine.contact(id).map(|c| c.state()) {
+            Some(switchboard_core::ContactState::Offered { .. }) => Some(0),
+            _ => self
+                .engine
+                .expected_wait(id)
+                .and_then(|w| w.estimate)
+                .map(|est| est.as_millis() as u64),
+        };
+        if let Some(o) = self.open.get_mut(&id) {
+            o.told = told;
+        }
+        Ok(())
     }
 
     fn event(&mut self, now: u64, ev: Ev) -> Result<(), SimError> {
@@ -355,6 +371,9 @@ impl Driver<'_, '_> {
                         let wait = now - o.arrival.at;
                         let queued = o.queued.unwrap_or(true);
                         self.rec.answer(o.seq, o.group, o.arrival.at, wait, queued);
+                        if let Some(told) = o.told {
+                            self.rec.told(o.seq, o.group, told, wait);
+                        }
                     }
                     o.assigned_at = now;
                     o.generation += 1;

@@ -91,10 +91,12 @@ struct RowRun {
     max: f64,
     service_level: f64,
     occupancy: f64,
+    wait_mae: f64,
+    wait_bias: f64,
 }
 
 /// The figures of a row, by their JSON names.
-pub const ROW_FIELDS: [&str; 13] = [
+pub const ROW_FIELDS: [&str; 15] = [
     "contacts",
     "answered",
     "abandoned",
@@ -108,6 +110,8 @@ pub const ROW_FIELDS: [&str; 13] = [
     "max_wait_seconds",
     "service_level",
     "occupancy",
+    "expected_wait_mae_seconds",
+    "expected_wait_bias_seconds",
 ];
 
 impl RowRun {
@@ -141,10 +145,18 @@ impl RowRun {
             max: waits.last().map_or(f64::NAN, |w| f64::from(*w) / 1000.0),
             service_level: sum(|g| g.within) / contacts,
             occupancy: groups.iter().map(|g| g.capacity_ms).sum::<f64>() / staffed_ms,
+            // Of the contacts told an expected wait on arrival: how far the wait they saw
+            // was from it (NaN where nobody was told, as in the baseline).
+            wait_mae: groups.iter().map(|g| g.told_abs_error_ms).sum::<f64>()
+                / sum(|g| g.told)
+                / 1000.0,
+            wait_bias: groups.iter().map(|g| g.told_error_ms).sum::<f64>()
+                / sum(|g| g.told)
+                / 1000.0,
         }
     }
 
-    fn values(&self) -> [f64; 13] {
+    fn values(&self) -> [f64; 15] {
         [
             self.contacts,
             self.answered,
@@ -159,6 +171,8 @@ impl RowRun {
             self.max,
             self.service_level,
             self.occupancy,
+            self.wait_mae,
+            self.wait_bias,
         ]
     }
 }
@@ -410,7 +424,7 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "{:<10} {:<7} {:<7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>6} {:>14} {:>7} {:>7} {:>7} {:>7} {:>14} {:>6}",
+            "{:<10} {:<7} {:<7} {:>7} {:>8} {:>8} {:>7} {:>7} {:>6} {:>14} {:>7} {:>7} {:>7} {:>7} {:>14} {:>6} {:>9} {:>9}",
             "queue",
             "channel",
             "urgency",
@@ -426,12 +440,14 @@ impl Report {
             "p99 s",
             "max s",
             "service level",
-            "occup"
+            "occup",
+            "told MAE",
+            "told bias"
         );
         for r in self.rows.iter().chain(std::iter::once(&self.total)) {
             let _ = writeln!(
                 s,
-                "{:<10} {:<7} {:<7} {:>7} {:>8.0} {:>8.0} {:>7.0} {:>7.0} {:>6.1}% {:>14} {:>7.0} {:>7.0} {:>7.0} {:>7.0} {:>14} {:>5.1}%",
+                "{:<10} {:<7} {:<7} {:>7} {:>8.0} {:>8.0} {:>7.0} {:>7.0} {:>6.1}% {:>14} {:>7.0} {:>7.0} {:>7.0} {:>7.0} {:>14} {:>5.1}% {:>9.1} {:>9.1}",
                 r.queue,
                 r.channel.map_or("all", |c| c.as_str()),
                 r.urgency.map_or("", |u| u.as_str()),
@@ -448,6 +464,8 @@ impl Report {
                 r.get("max_wait_seconds").mean,
                 pm(r.get("service_level"), 100.0, 1) + "%",
                 100.0 * r.get("occupancy").mean,
+                r.get("expected_wait_mae_seconds").mean,
+                r.get("expected_wait_bias_seconds").mean,
             );
         }
         let misrouted = self.total.get("misrouted").mean;

@@ -44,6 +44,13 @@ pub struct GroupAcc {
     pub capacity_ms: f64,
     /// Baseline only: contacts worked by an agent lacking a required skill.
     pub misrouted: u64,
+    /// Answered contacts that were told an expected wait on arrival (the engine's
+    /// `expected_wait`, as a chat or voice customer hears it).
+    pub told: u64,
+    /// Sum over those of |wait seen − wait told|, ms.
+    pub told_abs_error_ms: f64,
+    /// Sum over those of (wait seen − wait told), ms.
+    pub told_error_ms: f64,
 }
 
 /// Counts for one agent in one run.
@@ -199,6 +206,18 @@ impl Recorder {
             b.sum_wait_ms += wait;
         }
         self.resolve(arrived, within);
+    }
+
+    /// An answered contact was told `told` ms on arrival and waited `wait` ms.
+    pub fn told(&mut self, seq: u64, g: usize, told: u64, wait: u64) {
+        if !self.measured(seq) {
+            return;
+        }
+        let acc = &mut self.groups[g];
+        let error = wait as f64 - told as f64;
+        acc.told += 1;
+        acc.told_abs_error_ms += error.abs();
+        acc.told_error_ms += error;
     }
 
     /// The customer left.
