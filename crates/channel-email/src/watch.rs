@@ -1,0 +1,434 @@
+//! The mailbox watcher: the loop that takes new mail from one IMAP folder to the bus.
+//!
+//! ```text
+//! login → SELECT (UIDVALIDITY, UIDNEXT) → load checkpoint → UID FETCH last+1:* sizes
+//!   → per chunk: UID FETCH BODY.PEEK[] → parse → sink.publish (waits for the bus confirm)
+//!       → checkpoint.record(uid) → mark the chunk (flag/keyword or move)
+//!   → IDLE (re-issued every `idle_refresh`) or poll → SELECT again …
+//! ```
+//!
+//! The checkpoint is the truth about what was ingested; the mark is for people reading the
+//! mailbox. Any error ends the session without marking what was not recorded, and the
+//! watcher reconnects with exponential backoff and jitter, resuming after the last
+//! recorded UID. When UIDVALIDITY changes the folder is scanned again from UID 1: ids are
+//! stable (Message-ID, else a hash of the raw message), so the router drops the repeats.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_imap::extensions::idle::IdleResponse;
+use futures_util::TryStreamExt;
+use switchboard_bus::{Backoff, InboundMessage};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::config::{MailboxConfig, Mark};
+use crate::connect::{self, Session};
+use crate::error::Error;
+use crate::parse::{self, Origin};
+
+/// How long one command (or one chunk's fetch) may take before the connection is
+/// assumed dead.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// At most this many messages are fetched at once …
+const CHUNK_MESSAGES: usize = 50;
+/// … and at most this many bytes (a larger message is fetched alone).
+const CHUNK_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Where the watcher keeps, per mailbox, the UIDVALIDITY and the last UID whose message
+/// was safely published. The daemon implements it with its store.
+#[async_trait::async_trait]
+pub trait Checkpoint: Send + Sync {
+    /// The last recorded `(uidvalidity, uid)` of the mailbox, if any.
+    async fn load(&self, mailbox: &str) -> Result<Option<(u32, u32)>, String>;
+    /// Records that every message up to `uid` under `uidvalidity` was published.
+    async fn record(&self, mailbox: &str, uidvalidity: u32, uid: u32) -> Result<(), String>;
+}
+
+/// Where parsed messages go. `publish` returns only once the message is safe (the bus
+/// confirmed it); an error leaves the message unrecorded and unmarked, to be retried.
+#[async_trait::async_trait]
+pub trait Sink: Send + Sync {
+    /// Publishes one message under the id the router deduplicates on.
+    async fn publish(&self, id: String, message: InboundMessage) -> Result<(), String>;
+}
+
+/// Watches one mailbox folder until cancelled.
+#[derive(Clone)]
+pub struct Watcher {
+    config: Arc<MailboxConfig>,
+    checkpoint: Arc<dyn Checkpoint>,
+    sink: Arc<dyn Sink>,
+    backoff: Backoff,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher")
+            .field("mailbox", &self.config.name)
+            .field("backoff", &self.backoff)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Watcher {
+    /// A watcher for a validated mailbox; reconnects wait from 1 s up to 60 s.
+    pub fn new(
+        config: MailboxConfig,
+        checkpoint: Arc<dyn Checkpoint>,
+        sink: Arc<dyn Sink>,
+    ) -> Watcher {
+        Watcher {
+            config: Arc::new(config),
+            checkpoint,
+            sink,
+            backoff: Backoff {
+                initial: Duration::from_secs(1),
+                max: Duration::from_secs(60),
+            },
+        }
+    }
+
+    /// Replaces the reconnect backoff.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Watcher {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Runs until `cancel` fires: connects, ingests, waits for new mail, and on any error
+    /// reconnects with backoff. Returns once the session in progress has stopped; a message
+    /// being published when cancelled is neither recorded nor marked (it comes again).
+    pub async fn run(self, cancel: CancellationToken) {
+        let name = self.config.name.clone();
+        let mut failures: u32 = 0;
+        loop {
+            let mut progressed = false;
+            let outcome = tokio::select! {
+                r = self.session(&cancel, &mut progressed) => r,
+                () = cancel.cancelled() => Ok(()),
+            };
+            if cancel.is_cancelled() {
+                info!(mailbox = %name, "imap: watcher stopped");
+                return;
+            }
+            if progressed {
+                failures = 0;
+            }
+            let delay = self.backoff.delay(failures);
+            match outcome {
+                Ok(()) => warn!(mailbox = %name, "imap: session ended; reconnecting"),
+                Err(e) => warn!(
+                    mailbox = %name,
+                    error = %e,
+                    retry_in_ms = delay.as_millis() as u64,
+                    failures,
+                    "imap: mailbox session failed; retrying"
+                ),
+            }
+            failures = failures.saturating_add(1);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = cancel.cancelled() => {
+                    info!(mailbox = %name, "imap: watcher stopped");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// One connection's life. Returns `Ok` only when cancelled.
+    async fn session(
+        &self,
+        cancel: &CancellationToken,
+        progressed: &mut bool,
+    ) -> Result<(), Error> {
+        let config = &*self.config;
+        let addr = format!("{}:{}", config.host, config.port());
+        let imap = |op: &'static str| {
+            let addr = addr.clone();
+            move |source| Error::Imap { op, addr, source }
+        };
+        let mut session = connect::login(config).await?;
+        let capabilities = timed("CAPABILITY", session.capabilities())
+            .await?
+            .map_err(imap("CAPABILITY"))?;
+        let idle = capabilities.has_str("IDLE");
+        if matches!(config.mark(), Mark::Move(_)) && !capabilities.has_str("MOVE") {
+            return Err(Error::Protocol(format!(
+                "{addr} has no MOVE (RFC 6851); use a mark flag instead of move_to"
+            )));
+        }
+        info!(mailbox = %config.name, idle, "imap: logged in");
+        let origin = Origin {
+            mailbox: config.name.clone(),
+            defaults: config.contacts.clone(),
+        };
+        loop {
+            let mailbox = timed("SELECT", session.select(&config.folder))
+                .await?
+                .map_err(imap("SELECT"))?;
+            let uidvalidity = mailbox.uid_validity.ok_or_else(|| {
+                Error::Protocol(format!(
+                    "{addr}: SELECT {} gave no UIDVALIDITY",
+                    config.folder
+                ))
+            })?;
+            self.sync(&mut session, &origin, uidvalidity, mailbox.uid_next, &addr)
+                .await?;
+            *progressed = true;
+            if cancel.is_cancelled() {
+                break;
+            }
+            if idle {
+                let handle = session.idle();
+                let (s, stopped) = wait_idle(handle, config.idle_refresh, cancel, &addr).await?;
+                session = s;
+                if stopped {
+                    break;
+                }
+            } else {
+                tokio::select! {
+                    () = tokio::time::sleep(config.poll_interval) => {}
+                    () = cancel.cancelled() => break,
+                }
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
+        Ok(())
+    }
+
+    /// Publishes, records and marks every message after the checkpoint.
+    async fn sync(
+        &self,
+        session: &mut Session,
+        origin: &Origin,
+        uidvalidity: u32,
+        uid_next: Option<u32>,
+        addr: &str,
+    ) -> Result<(), Error> {
+        let config = &*self.config;
+        let imap = |op: &'static str| {
+            let addr = addr.to_owned();
+            move |source| Error::Imap { op, addr, source }
+        };
+        let checkpoint = self
+            .checkpoint
+            .load(&config.name)
+            .await
+            .map_err(Error::Checkpoint)?;
+        let first = match checkpoint {
+            Some((v, last)) if v == uidvalidity => last.saturating_add(1),
+            Some((v, last)) => {
+                info!(
+                    mailbox = %config.name, old = v, new = uidvalidity, last_uid = last,
+                    "imap: UIDVALIDITY changed; scanning the folder again (repeats keep their ids)"
+                );
+                1
+            }
+            None => 1,
+        };
+        if uid_next.is_some_and(|next| next <= first) {
+            return Ok(());
+        }
+        // UIDs and sizes first, so bodies can be fetched in bounded chunks.
+        let mut pending: Vec<(u32, u64)> = timed("UID FETCH sizes", async {
+            let stream = session
+                .uid_fetch(format!("{first}:*"), "(UID RFC822.SIZE)")
+                .await?;
+            stream
+                .try_filter_map(|f| async move {
+                    Ok(f.uid.map(|u| (u, u64::from(f.size.unwrap_or(0)))))
+                })
+                .try_collect::<Vec<_>>()
+                .await
+        })
+        .await?
+        .map_err(imap("UID FETCH sizes"))?;
+        // `n:*` also returns the last message when n is above every UID.
+        pending.retain(|&(uid, _)| uid >= first);
+        pending.sort_unstable();
+        pending.dedup_by_key(|(uid, _)| *uid);
+        if pending.is_empty() {
+            return Ok(());
+        }
+        debug!(mailbox = %config.name, count = pending.len(), first, "imap: new messages");
+        for chunk in chunks(&pending) {
+            let set = chunk
+                .iter()
+                .map(|(u, _)| u.to_string())
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut fetched: Vec<(u32, Vec<u8>)> = timed("UID FETCH bodies", async {
+                let stream = session.uid_fetch(&set, "(UID BODY.PEEK[])").await?;
+                stream
+                    .try_filter_map(|f| async move {
+                        Ok(f.uid
+                            .map(|u| (u, f.body().map(<[u8]>::to_vec).unwrap_or_default())))
+                    })
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await?
+            .map_err(imap("UID FETCH bodies"))?;
+            fetched.sort_unstable_by_key(|(u, _)| *u);
+            let mut done = Vec::with_capacity(fetched.len());
+            let mut failed = None;
+            for (uid, raw) in fetched {
+                if let Err(e) = self.ingest(origin, uidvalidity, uid, raw).await {
+                    failed = Some(e);
+                    break;
+                }
+                done.push(uid);
+            }
+            // What was recorded is marked even when a later message failed.
+            if !done.is_empty() {
+                self.mark(session, &done, addr).await?;
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses one message, publishes it and records its UID.
+    async fn ingest(
+        &self,
+        origin: &Origin,
+        uidvalidity: u32,
+        uid: u32,
+        raw: Vec<u8>,
+    ) -> Result<(), Error> {
+        let o = origin.clone();
+        // Parsing a large message takes milliseconds: off the runtime's threads.
+        let inbound = tokio::task::spawn_blocking(move || parse::parse(&raw, &o))
+            .await
+            .map_err(|e| Error::Protocol(format!("parsing UID {uid}: {e}")))?;
+        if let Some(reason) = inbound.message.attributes.get("parse_error") {
+            warn!(mailbox = %origin.mailbox, uid, reason = %reason, "imap: message only partly readable; publishing what could be read");
+        }
+        let id = inbound.id.clone();
+        self.sink
+            .publish(inbound.id, inbound.message)
+            .await
+            .map_err(|reason| Error::Sink {
+                id: id.clone(),
+                reason,
+            })?;
+        self.checkpoint
+            .record(&origin.mailbox, uidvalidity, uid)
+            .await
+            .map_err(Error::Checkpoint)?;
+        debug!(mailbox = %origin.mailbox, uid, id = %id, "imap: message published");
+        Ok(())
+    }
+
+    async fn mark(&self, session: &mut Session, uids: &[u32], addr: &str) -> Result<(), Error> {
+        let set = uids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let imap = |op: &'static str| {
+            let addr = addr.to_owned();
+            move |source| Error::Imap { op, addr, source }
+        };
+        match self.config.mark() {
+            Mark::Flag(flag) => {
+                timed("UID STORE", async {
+                    let stream = session
+                        .uid_store(&set, format!("+FLAGS.SILENT ({flag})"))
+                        .await?;
+                    stream.try_collect::<Vec<_>>().await.map(drop)
+                })
+                .await?
+                .map_err(imap("UID STORE"))?;
+            }
+            Mark::Move(folder) => {
+                timed("UID MOVE", session.uid_mv(&set, &folder))
+                    .await?
+                    .map_err(imap("UID MOVE"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Waits in IDLE until the server reports a change, the refresh interval passes or
+/// `cancel` fires; returns the session and whether it was cancelled.
+async fn wait_idle(
+    mut handle: async_imap::extensions::idle::Handle<connect::Stream>,
+    refresh: Duration,
+    cancel: &CancellationToken,
+    addr: &str,
+) -> Result<(Session, bool), Error> {
+    let imap = |op: &'static str| {
+        let addr = addr.to_owned();
+        move |source| Error::Imap { op, addr, source }
+    };
+    timed("IDLE", handle.init()).await?.map_err(imap("IDLE"))?;
+    let stopped = {
+        let (wait, _stop) = handle.wait_with_timeout(refresh);
+        // Servers send keepalives during IDLE, which restart the library's own timer: the
+        // outer timeout is what re-issues IDLE on time (RFC 2177).
+        tokio::select! {
+            r = tokio::time::timeout(refresh, wait) => {
+                match r {
+                    Ok(Ok(IdleResponse::NewData(_))) | Ok(Ok(IdleResponse::Timeout)) | Err(_) => {}
+                    Ok(Ok(IdleResponse::ManualInterrupt)) => {}
+                    Ok(Err(e)) => return Err(imap("IDLE")(e)),
+                }
+                false
+            }
+            () = cancel.cancelled() => true,
+        }
+    };
+    let session = timed("DONE", handle.done()).await?.map_err(imap("DONE"))?;
+    Ok((session, stopped))
+}
+
+/// Splits the pending UIDs into chunks of at most [`CHUNK_MESSAGES`] messages and
+/// [`CHUNK_BYTES`] bytes (a larger message alone).
+fn chunks(pending: &[(u32, u64)]) -> Vec<&[(u32, u64)]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0u64;
+    for (i, &(_, size)) in pending.iter().enumerate() {
+        let count = i - start;
+        if count > 0 && (count >= CHUNK_MESSAGES || bytes + size > CHUNK_BYTES) {
+            out.push(&pending[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    if start < pending.len() {
+        out.push(&pending[start..]);
+    }
+    out
+}
+
+async fn timed<T>(what: &str, f: impl std::future::Future<Output = T>) -> Result<T, Error> {
+    tokio::time::timeout(COMMAND_TIMEOUT, f)
+        .await
+        .map_err(|_| Error::Timeout {
+            what: what.to_owned(),
+            after: COMMAND_TIMEOUT,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_bounded_by_count_and_bytes() {
+        let small: Vec<(u32, u64)> = (1..=120).map(|u| (u, 1000)).collect();
+        let c = chunks(&small);
+        assert_eq!(c.iter().map(|c| c.len()).collect::<Vec<_>>(), [50, 50, 20]);
+        let big = [(1, 10), (2, CHUNK_BYTES + 1), (3, 10), (4, 10)];
+        let c = chunks(&big);
+        assert_eq!(c.iter().map(|c| c.len()).collect::<Vec<_>>(), [1, 1, 2]);
+        assert!(chunks(&[]).is_empty());
+    }
+}
