@@ -4,13 +4,15 @@
 //! login → SELECT (UIDVALIDITY, UIDNEXT) → load checkpoint → UID FETCH last+1:* sizes
 //!   → per chunk: UID FETCH BODY.PEEK[] → parse → sink.publish (waits for the bus confirm)
 //!       → checkpoint.record(uid) → mark the chunk (flag/keyword or move)
-//!   → IDLE (re-issued every `idle_refresh`) or poll → SELECT again …
+//!   → SELECT again until a pass finds nothing new (mail announced during a pass is not
+//!     announced again by IDLE) → IDLE (re-issued every `idle_refresh`) or poll → …
 //! ```
 //!
 //! The checkpoint is the truth about what was ingested; the mark is for people reading the
 //! mailbox. Any error ends the session without marking what was not recorded, and the
 //! watcher reconnects with exponential backoff and jitter, resuming after the last
-//! recorded UID. When UIDVALIDITY changes the folder is scanned again from UID 1: ids are
+//! recorded UID; on connecting it first marks what was recorded but not yet marked (a stop
+//! between the two). When UIDVALIDITY changes the folder is scanned again from UID 1: ids are
 //! stable (Message-ID, else a hash of the raw message), so the router drops the repeats.
 
 use std::sync::Arc;
@@ -163,6 +165,7 @@ impl Watcher {
             mailbox: config.name.clone(),
             defaults: config.contacts.clone(),
         };
+        let mut first_pass = true;
         loop {
             let mailbox = timed("SELECT", session.select(&config.folder))
                 .await?
@@ -173,11 +176,30 @@ impl Watcher {
                     config.folder
                 ))
             })?;
-            self.sync(&mut session, &origin, uidvalidity, mailbox.uid_next, &addr)
+            debug!(
+                mailbox = %config.name, uidvalidity, uid_next = ?mailbox.uid_next,
+                exists = mailbox.exists, "imap: selected"
+            );
+            let taken = self
+                .sync(
+                    &mut session,
+                    &origin,
+                    uidvalidity,
+                    mailbox.uid_next,
+                    &addr,
+                    first_pass,
+                )
                 .await?;
+            first_pass = false;
             *progressed = true;
+            // What arrived during the sync was announced then (and read with it); IDLE
+            // would not announce it again: wait only once a pass finds nothing new.
+            while session.unsolicited_responses.try_recv().is_ok() {}
             if cancel.is_cancelled() {
                 break;
+            }
+            if taken > 0 {
+                continue;
             }
             if idle {
                 let handle = session.idle();
@@ -197,7 +219,7 @@ impl Watcher {
         Ok(())
     }
 
-    /// Publishes, records and marks every message after the checkpoint.
+    /// Publishes, records and marks every message after the checkpoint; returns how many.
     async fn sync(
         &self,
         session: &mut Session,
@@ -205,7 +227,8 @@ impl Watcher {
         uidvalidity: u32,
         uid_next: Option<u32>,
         addr: &str,
-    ) -> Result<(), Error> {
+        repair: bool,
+    ) -> Result<usize, Error> {
         let config = &*self.config;
         let imap = |op: &'static str| {
             let addr = addr.to_owned();
@@ -217,7 +240,12 @@ impl Watcher {
             .await
             .map_err(Error::Checkpoint)?;
         let first = match checkpoint {
-            Some((v, last)) if v == uidvalidity => last.saturating_add(1),
+            Some((v, last)) if v == uidvalidity => {
+                if repair && last > 0 {
+                    self.repair(session, last, addr).await?;
+                }
+                last.saturating_add(1)
+            }
             Some((v, last)) => {
                 info!(
                     mailbox = %config.name, old = v, new = uidvalidity, last_uid = last,
@@ -228,7 +256,7 @@ impl Watcher {
             None => 1,
         };
         if uid_next.is_some_and(|next| next <= first) {
-            return Ok(());
+            return Ok(0);
         }
         // UIDs and sizes first, so bodies can be fetched in bounded chunks.
         let mut pending: Vec<(u32, u64)> = timed("UID FETCH sizes", async {
@@ -249,7 +277,7 @@ impl Watcher {
         pending.sort_unstable();
         pending.dedup_by_key(|(uid, _)| *uid);
         if pending.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         debug!(mailbox = %config.name, count = pending.len(), first, "imap: new messages");
         for chunk in chunks(&pending) {
@@ -288,7 +316,7 @@ impl Watcher {
                 return Err(e);
             }
         }
-        Ok(())
+        Ok(pending.len())
     }
 
     /// Parses one message, publishes it and records its UID.
@@ -320,6 +348,42 @@ impl Watcher {
             .await
             .map_err(Error::Checkpoint)?;
         debug!(mailbox = %origin.mailbox, uid, id = %id, "imap: message published");
+        Ok(())
+    }
+
+    /// Marks what was recorded but not marked: a process stopped (or killed, or cut off)
+    /// between recording a chunk and marking it. Once per connection. With `\Seen` as the
+    /// mark, a processed message a person marked unread again is marked read again here;
+    /// a keyword (`$Switchboard`) avoids that.
+    async fn repair(&self, session: &mut Session, last: u32, addr: &str) -> Result<(), Error> {
+        let imap = |op: &'static str| {
+            let addr = addr.to_owned();
+            move |source| Error::Imap { op, addr, source }
+        };
+        let criteria = match self.config.mark() {
+            // Whatever is still in the folder at or below the checkpoint was processed.
+            Mark::Move(_) => format!("UID 1:{last}"),
+            Mark::Flag(flag) => match flag.to_ascii_lowercase().as_str() {
+                "\\seen" => format!("UID 1:{last} UNSEEN"),
+                "\\flagged" => format!("UID 1:{last} UNFLAGGED"),
+                "\\answered" => format!("UID 1:{last} UNANSWERED"),
+                _ => format!("UID 1:{last} UNKEYWORD {flag}"),
+            },
+        };
+        let mut uids: Vec<u32> = timed("UID SEARCH", session.uid_search(&criteria))
+            .await?
+            .map_err(imap("UID SEARCH"))?
+            .into_iter()
+            .filter(|&u| u <= last)
+            .collect();
+        if uids.is_empty() {
+            return Ok(());
+        }
+        uids.sort_unstable();
+        info!(mailbox = %self.config.name, count = uids.len(), "imap: marking messages recorded before an interruption");
+        for chunk in uids.chunks(500) {
+            self.mark(session, chunk, addr).await?;
+        }
         Ok(())
     }
 
@@ -367,12 +431,14 @@ async fn wait_idle(
         move |source| Error::Imap { op, addr, source }
     };
     timed("IDLE", handle.init()).await?.map_err(imap("IDLE"))?;
+    debug!("imap: idling");
     let stopped = {
         let (wait, _stop) = handle.wait_with_timeout(refresh);
         // Servers send keepalives during IDLE, which restart the library's own timer: the
         // outer timeout is what re-issues IDLE on time (RFC 2177).
         tokio::select! {
             r = tokio::time::timeout(refresh, wait) => {
+                debug!(timed_out = r.is_err(), "imap: idle ended");
                 match r {
                     Ok(Ok(IdleResponse::NewData(_))) | Ok(Ok(IdleResponse::Timeout)) | Err(_) => {}
                     Ok(Ok(IdleResponse::ManualInterrupt)) => {}
