@@ -85,7 +85,11 @@ pub struct MailboxConfig {
     /// Move processed messages to this folder instead of flagging them.
     #[serde(default)]
     pub move_to: Option<String>,
-    /// How often to look for new mail when the server has no IDLE.
+    /// Wait for new mail with IDLE when the server has it; `false` polls instead (for
+    /// servers whose IDLE misbehaves).
+    #[serde(default = "default_true")]
+    pub idle: bool,
+    /// How often to look for new mail without IDLE.
     #[serde(default = "default_poll", with = "humantime_serde")]
     pub poll_interval: Duration,
     /// How long one IDLE lasts before it is re-issued (under RFC 2177's 29 minutes).
@@ -99,6 +103,9 @@ pub struct MailboxConfig {
 
 fn default_tls() -> TlsMode {
     TlsMode::Implicit
+}
+fn default_true() -> bool {
+    true
 }
 fn default_folder() -> String {
     "INBOX".into()
@@ -144,6 +151,7 @@ impl MailboxConfig {
             folder: default_folder(),
             mark: default_mark(),
             move_to: None,
+            idle: true,
             poll_interval: default_poll(),
             idle_refresh: default_idle(),
             contacts: Defaults::default(),

@@ -154,7 +154,7 @@ impl Watcher {
         let capabilities = timed("CAPABILITY", session.capabilities())
             .await?
             .map_err(imap("CAPABILITY"))?;
-        let idle = capabilities.has_str("IDLE");
+        let idle = config.idle && capabilities.has_str("IDLE");
         if matches!(config.mark(), Mark::Move(_)) && !capabilities.has_str("MOVE") {
             return Err(Error::Protocol(format!(
                 "{addr} has no MOVE (RFC 6851); use a mark flag instead of move_to"

@@ -314,6 +314,34 @@ async fn a_backlog_drains_once() {
     cleanup(&mut admin, &config.folder).await;
 }
 
+/// Without IDLE (the server lacks it, or the config turns it off) the folder is polled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_idle_the_folder_is_polled() {
+    let Some(World {
+        mut config,
+        mut admin,
+        checkpoint,
+        sink,
+    }) = world("polled", 0).await
+    else {
+        return;
+    };
+    config.idle = false;
+    config.poll_interval = Duration::from_secs(1);
+    let (cancel, task) = start(&config, &checkpoint, &sink);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..5 {
+        append(&mut admin, &config.folder, &mail("polled", i)).await;
+    }
+    wait_for("the next poll", Duration::from_secs(5), || {
+        sink.unique() == ids("polled", 5)
+    })
+    .await;
+    stop(cancel, task).await;
+    assert_eq!(sink.ids().len(), 5);
+    cleanup(&mut admin, &config.folder).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bus_outage_loses_and_marks_nothing() {
     let n = 20;
