@@ -2,6 +2,7 @@
 //! holds (never printed: `Debug` redacts it).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -68,6 +69,10 @@ pub struct MailboxConfig {
     /// `implicit` (default), `starttls`, or `plain` (tests only).
     #[serde(default = "default_tls")]
     pub tls: TlsMode,
+    /// A PEM file of CA certificates the server's certificate may also chain to (a
+    /// private CA), beside the webpki roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Login name.
     pub username: String,
     /// Password, inline (prefer `password_env`).
@@ -145,6 +150,7 @@ impl MailboxConfig {
             host: host.into(),
             port: Some(port),
             tls,
+            ca_file: None,
             username: username.into(),
             password: Some(password),
             password_env: None,
@@ -206,6 +212,10 @@ impl MailboxConfig {
             return Err(self.error("username is empty"));
         }
         self.password()?;
+        if let Some(path) = &self.ca_file {
+            crate::connect::read_ca_file(path)
+                .map_err(|e| self.error(format!("ca_file {}: {e}", path.display())))?;
+        }
         check_folder(&self.folder).map_err(|r| self.error(format!("folder: {r}")))?;
         if let Some(to) = &self.move_to {
             check_folder(to).map_err(|r| self.error(format!("move_to: {r}")))?;
@@ -339,6 +349,25 @@ mod tests {
         let err = toml::from_str::<MailboxConfig>("host = \"h\"\nusername = \"u\"\nhots = 1\n")
             .unwrap_err();
         assert!(err.to_string().contains("hots"), "{err}");
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        let err = parse(
+            "host = \"h\"\nusername = \"u\"\npassword = \"p\"\nca_file = \"/nonexistent/ca.pem\"\n",
+        )
+        .validate()
+        .unwrap_err();
+        assert!(err.reason.contains("/nonexistent/ca.pem"), "{err}");
+        let empty = std::env::temp_dir().join(format!("empty-ca-{}.pem", std::process::id()));
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let text = format!(
+            "host = \"h\"\nusername = \"u\"\npassword = \"p\"\nca_file = {:?}\n",
+            empty.display().to_string()
+        );
+        let err = parse(&text).validate().unwrap_err();
+        assert!(err.reason.contains("no certificate"), "{err}");
+        std::fs::remove_file(&empty).unwrap();
     }
 
     #[test]

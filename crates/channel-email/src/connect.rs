@@ -2,6 +2,7 @@
 //! rustls and the webpki roots, or plain for tests, then LOGIN.
 
 use std::io;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -11,7 +12,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, pki_types::ServerName};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
 use crate::config::{MailboxConfig, TlsMode};
 use crate::error::Error;
@@ -62,7 +65,7 @@ async fn login_inner(config: &MailboxConfig, addr: &str) -> Result<Session, Erro
             client
         }
         TlsMode::Implicit => {
-            let tls = handshake(&config.host, tcp).await?;
+            let tls = handshake(config, tcp).await?;
             let mut client = async_imap::Client::new(Stream::Tls(Box::new(tls)));
             greeting(&mut client, addr).await?;
             client
@@ -79,7 +82,7 @@ async fn login_inner(config: &MailboxConfig, addr: &str) -> Result<Session, Erro
                     "STARTTLS on a stream that is not plain".into(),
                 ));
             };
-            let tls = handshake(&config.host, tcp).await?;
+            let tls = handshake(config, tcp).await?;
             // No greeting after STARTTLS (RFC 3501 6.2.1).
             async_imap::Client::new(Stream::Tls(Box::new(tls)))
         }
@@ -107,31 +110,61 @@ async fn greeting(client: &mut async_imap::Client<Stream>, addr: &str) -> Result
     }
 }
 
-fn tls_config() -> Arc<ClientConfig> {
-    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            Arc::new(
-                ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .expect("ring supports the default TLS versions")
-                    .with_root_certificates(roots)
-                    .with_no_client_auth(),
-            )
-        })
-        .clone()
+/// The certificates in a PEM file (a private CA).
+pub fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not PEM certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err("no certificate in the file".into());
+    }
+    Ok(certs)
 }
 
-async fn handshake(host: &str, tcp: TcpStream) -> Result<TlsStream<TcpStream>, Error> {
-    let name = ServerName::try_from(host.to_owned()).map_err(|e| Error::Tls {
+fn tls_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, String> {
+    static DEFAULT: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    let build = |extra: Vec<CertificateDer<'static>>| -> Result<Arc<ClientConfig>, String> {
+        let mut roots = RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        for cert in extra {
+            roots
+                .add(cert)
+                .map_err(|e| format!("a CA certificate: {e}"))?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Ok(Arc::new(
+            ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        ))
+    };
+    match ca_file {
+        Some(path) => {
+            build(read_ca_file(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?)
+        }
+        None => {
+            if let Some(c) = DEFAULT.get() {
+                return Ok(c.clone());
+            }
+            let c = build(Vec::new())?;
+            Ok(DEFAULT.get_or_init(|| c).clone())
+        }
+    }
+}
+
+async fn handshake(config: &MailboxConfig, tcp: TcpStream) -> Result<TlsStream<TcpStream>, Error> {
+    let host = &config.host;
+    let tls_error = |e: String| Error::Tls {
         host: host.to_owned(),
         source: io::Error::new(io::ErrorKind::InvalidInput, e),
-    })?;
-    TlsConnector::from(tls_config())
+    };
+    let name = ServerName::try_from(host.to_owned()).map_err(|e| tls_error(e.to_string()))?;
+    let tls = tls_config(config.ca_file.as_deref()).map_err(tls_error)?;
+    TlsConnector::from(tls)
         .connect(name, tcp)
         .await
         .map_err(|source| Error::Tls {

@@ -314,6 +314,69 @@ async fn a_backlog_drains_once() {
     cleanup(&mut admin, &config.folder).await;
 }
 
+/// The test CA scripts/setup-mail made for Dovecot's certificate.
+fn test_ca() -> std::path::PathBuf {
+    let dir = std::env::var("SWITCHBOARD_MAIL_DIR")
+        .unwrap_or_else(|_| "/var/tmp/switchboard-mail".into());
+    Path::new(&dir).join("tls/ca.pem")
+}
+
+/// Implicit TLS (10993) and STARTTLS (10143), checked against a private CA given as
+/// `ca_file`; without it the server's certificate is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_and_starttls_check_the_certificate() {
+    let Some(World {
+        config: plain,
+        mut admin,
+        checkpoint,
+        sink,
+    }) = world("tls", 3).await
+    else {
+        return;
+    };
+    let ca = test_ca();
+    assert!(
+        ca.exists(),
+        "{} is missing; run `sudo scripts/setup-mail`",
+        ca.display()
+    );
+    let mut implicit = plain.clone();
+    implicit.tls = TlsMode::Implicit;
+    implicit.port = Some(10993);
+    implicit.ca_file = Some(ca.clone());
+    implicit.validate().unwrap();
+    let mut starttls = implicit.clone();
+    starttls.tls = TlsMode::Starttls;
+    starttls.port = Some(10143);
+
+    let mut s = connect::login(&starttls)
+        .await
+        .expect("STARTTLS with the private CA");
+    s.select(&starttls.folder).await.unwrap();
+    let _ = s.logout().await;
+
+    let (cancel, task) = start(&implicit, &checkpoint, &sink);
+    wait_for("the mail over TLS", Duration::from_secs(10), || {
+        sink.unique() == ids("tls", 3)
+    })
+    .await;
+    stop(cancel, task).await;
+
+    for mut untrusted in [implicit, starttls] {
+        untrusted.ca_file = None;
+        let err = connect::login(&untrusted)
+            .await
+            .expect_err("an unknown CA is refused");
+        let text = format!("{err}: {:?}", std::error::Error::source(&err));
+        assert!(
+            matches!(err, switchboard_channel_email::Error::Tls { .. }),
+            "{text}"
+        );
+        assert!(text.to_lowercase().contains("certificate"), "{text}");
+    }
+    cleanup(&mut admin, &plain.folder).await;
+}
+
 /// Without IDLE (the server lacks it, or the config turns it off) the folder is polled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_idle_the_folder_is_polled() {
