@@ -164,7 +164,9 @@ async fn mail_survives_kill_9_exactly_once() {
     assert_eq!(count(&setup, &folder).await, n, "each message once");
     let contacts = store_count(
         &setup,
-        &format!("SELECT COUNT(DISTINCT conversation) FROM contacts WHERE conversation LIKE 'email:{folder}-%'"),
+        &format!(
+            "SELECT COUNT(DISTINCT conversation) FROM contacts WHERE conversation LIKE '{folder}-%'"
+        ),
     )
     .await;
     assert_eq!(contacts, n, "each message its own contact");
@@ -174,6 +176,51 @@ async fn mail_survives_kill_9_exactly_once() {
     assert!(unseen.is_empty(), "{} messages left unmarked", unseen.len());
     println!("killed with {at_kill} of {n} messages ingested; all {n} once after the restart");
 
+    let _ = admin.delete(&folder).await;
+    let _ = admin.logout().await;
+    setup.cleanup().await;
+}
+
+/// A customer's reply (its `References` name the first message) joins the open contact as
+/// a follow-up instead of becoming a new contact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_joins_its_thread() {
+    let Some((mailbox, mut admin, setup)) = world("e2e-thread").await else {
+        return;
+    };
+    let folder = mailbox.folder.clone();
+    let d = Daemon::start(&setup);
+    admin
+        .append(&folder, None, None, mail(0, &folder))
+        .await
+        .unwrap();
+    let reply = format!(
+        "From: Customer 0 <c0@example.com>\r\nTo: support@example.org\r\nSubject: Re: Request 0\r\nMessage-ID: <{folder}-reply@example.com>\r\nIn-Reply-To: <{folder}-0@example.com>\r\nReferences: <{folder}-0@example.com>\r\n\r\nAny news?\r\n"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while count(&setup, &folder).await < 1 {
+        assert!(Instant::now() < deadline, "the first message never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    admin.append(&folder, None, None, reply).await.unwrap();
+    let outcome = format!(
+        "SELECT COUNT(*) FROM messages WHERE id = 'email:{folder}-reply@example.com' AND outcome = 'follow_up'"
+    );
+    while store_count(&setup, &outcome).await < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the reply was not taken as a follow-up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    let contacts = store_count(
+        &setup,
+        &format!("SELECT COUNT(*) FROM contacts WHERE conversation = '{folder}-0@example.com'"),
+    )
+    .await;
+    assert_eq!(contacts, 1, "one contact for the thread");
     let _ = admin.delete(&folder).await;
     let _ = admin.logout().await;
     setup.cleanup().await;

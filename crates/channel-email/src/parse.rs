@@ -68,9 +68,10 @@ pub fn parse(raw: &[u8], origin: &Origin) -> Inbound {
         Some(mid) => key("email:", mid),
         None => format!("email:sha256:{raw_hash}"),
     };
+    // The router keys conversations by channel already: the thread's root id alone.
     let conversation = match read.thread_root.take().or_else(|| read.message_id.clone()) {
-        Some(root) => key("email:", &root),
-        None => format!("email:sha256:{raw_hash}"),
+        Some(root) => key("", &root),
+        None => format!("sha256:{raw_hash}"),
     };
     let mut attributes = read.attributes;
     attributes.insert("mailbox".into(), json!(origin.mailbox));
@@ -341,7 +342,7 @@ mod tests {
         let raw = b"From: Ada Lovelace <Ada@Example.com>\r\nTo: support@example.org\r\nSubject: Refund please\r\nMessage-ID: <m1@example.com>\r\n\r\nOrder 7 arrived broken.\r\n";
         let Inbound { id, message } = parse(raw, &origin());
         assert_eq!(id, "email:m1@example.com");
-        assert_eq!(message.conversation, "email:m1@example.com");
+        assert_eq!(message.conversation, "m1@example.com");
         assert_eq!(message.customer, "ada@example.com");
         assert_eq!(message.summary, "Refund please");
         assert_eq!(message.body.as_deref(), Some("Order 7 arrived broken.\r\n"));
@@ -361,13 +362,13 @@ mod tests {
         let raw = b"From: a@example.com\r\nSubject: Re: x\r\nMessage-ID: <m3@x>\r\nIn-Reply-To: <m2@x>\r\nReferences: <m1@x> <m2@x>\r\n\r\nhi\r\n";
         let got = parse(raw, &origin());
         assert_eq!(got.id, "email:m3@x");
-        assert_eq!(got.message.conversation, "email:m1@x");
+        assert_eq!(got.message.conversation, "m1@x");
         assert_eq!(
             got.message.attributes["references"],
             json!(["m1@x", "m2@x"])
         );
         let raw = b"From: a@example.com\r\nSubject: Re: x\r\nMessage-ID: <m3@x>\r\nIn-Reply-To: <m2@x>\r\n\r\nhi\r\n";
-        assert_eq!(parse(raw, &origin()).message.conversation, "email:m2@x");
+        assert_eq!(parse(raw, &origin()).message.conversation, "m2@x");
     }
 
     #[test]
@@ -376,7 +377,7 @@ mod tests {
         let a = parse(raw, &origin());
         assert!(a.id.starts_with("email:sha256:"), "{}", a.id);
         assert_eq!(a.id, parse(raw, &origin()).id, "stable");
-        assert_eq!(a.id, a.message.conversation);
+        assert_eq!(a.id, format!("email:{}", a.message.conversation));
     }
 
     #[test]

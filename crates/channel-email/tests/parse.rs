@@ -112,7 +112,7 @@ fn real_shaped_mail_is_read_fully() {
     assert_eq!(ooo.message.attributes["auto_submitted"], "auto-replied");
     assert_eq!(
         ooo.message.conversation,
-        "email:agent-reply-2@switchboard.example.org"
+        "agent-reply-2@switchboard.example.org"
     );
 
     let bounce = parse(&fixture("good/bounce.eml"), &origin());
