@@ -377,6 +377,40 @@ async fn tls_and_starttls_check_the_certificate() {
     cleanup(&mut admin, &plain.folder).await;
 }
 
+/// With `move_to`, processed mail leaves the watched folder for another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processed_mail_can_be_moved() {
+    let Some(World {
+        mut config,
+        mut admin,
+        checkpoint,
+        sink,
+    }) = world("moved", 5).await
+    else {
+        return;
+    };
+    let done = format!("{}-done", config.folder);
+    admin.create(&done).await.unwrap();
+    config.move_to = Some(done.clone());
+    config.validate().unwrap();
+    let (cancel, task) = start(&config, &checkpoint, &sink);
+    wait_for("the mail", Duration::from_secs(10), || {
+        sink.unique() == ids("moved", 5)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop(cancel, task).await;
+    assert_eq!(
+        admin.select(&config.folder).await.unwrap().exists,
+        0,
+        "the folder is empty"
+    );
+    assert_eq!(admin.select(&done).await.unwrap().exists, 5, "all moved");
+    let _ = admin.close().await;
+    let _ = admin.delete(&done).await;
+    cleanup(&mut admin, &config.folder).await;
+}
+
 /// Without IDLE (the server lacks it, or the config turns it off) the folder is polled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_idle_the_folder_is_polled() {
