@@ -8,6 +8,8 @@
 //!     announced again by IDLE) → IDLE (re-issued every `idle_refresh`) or poll → …
 //! ```
 //!
+//! The first time a mailbox is watched (no checkpoint), only messages without the mark are
+//! taken: what is already marked (read, with the default `\Seen`) counts as handled.
 //! The checkpoint is the truth about what was ingested; the mark is for people reading the
 //! mailbox. Any error ends the session without marking what was not recorded, and the
 //! watcher reconnects with exponential backoff and jitter, resuming after the last
@@ -276,7 +278,31 @@ impl Watcher {
         pending.retain(|&(uid, _)| uid >= first);
         pending.sort_unstable();
         pending.dedup_by_key(|(uid, _)| *uid);
+        // The first time a mailbox is watched, what already carries the mark counts as
+        // handled (a mailbox with years of read mail does not become years of contacts).
+        let highest = pending.last().map(|&(uid, _)| uid);
+        if checkpoint.is_none()
+            && let Some(key) = self.unmarked_key()
+        {
+            let unmarked = timed("UID SEARCH", session.uid_search(&key))
+                .await?
+                .map_err(imap("UID SEARCH"))?;
+            let before = pending.len();
+            pending.retain(|(uid, _)| unmarked.contains(uid));
+            info!(
+                mailbox = %config.name, taken = pending.len(), skipped = before - pending.len(),
+                "imap: first run: taking the messages not marked yet"
+            );
+        }
         if pending.is_empty() {
+            if checkpoint.is_none()
+                && let Some(highest) = highest
+            {
+                self.checkpoint
+                    .record(&config.name, uidvalidity, highest)
+                    .await
+                    .map_err(Error::Checkpoint)?;
+            }
             return Ok(0);
         }
         debug!(mailbox = %config.name, count = pending.len(), first, "imap: new messages");
@@ -315,6 +341,16 @@ impl Watcher {
             if let Some(e) = failed {
                 return Err(e);
             }
+        }
+        if checkpoint.is_none()
+            && let Some(highest) = highest
+            && pending.last().is_some_and(|&(uid, _)| uid < highest)
+        {
+            // Marked messages after the last one taken were skipped: past them too.
+            self.checkpoint
+                .record(&config.name, uidvalidity, highest)
+                .await
+                .map_err(Error::Checkpoint)?;
         }
         Ok(pending.len())
     }
@@ -360,15 +396,10 @@ impl Watcher {
             let addr = addr.to_owned();
             move |source| Error::Imap { op, addr, source }
         };
-        let criteria = match self.config.mark() {
+        let criteria = match self.unmarked_key() {
+            Some(key) => format!("UID 1:{last} {key}"),
             // Whatever is still in the folder at or below the checkpoint was processed.
-            Mark::Move(_) => format!("UID 1:{last}"),
-            Mark::Flag(flag) => match flag.to_ascii_lowercase().as_str() {
-                "\\seen" => format!("UID 1:{last} UNSEEN"),
-                "\\flagged" => format!("UID 1:{last} UNFLAGGED"),
-                "\\answered" => format!("UID 1:{last} UNANSWERED"),
-                _ => format!("UID 1:{last} UNKEYWORD {flag}"),
-            },
+            None => format!("UID 1:{last}"),
         };
         let mut uids: Vec<u32> = timed("UID SEARCH", session.uid_search(&criteria))
             .await?
@@ -385,6 +416,20 @@ impl Watcher {
             self.mark(session, chunk, addr).await?;
         }
         Ok(())
+    }
+
+    /// The search key for messages without the mark; `None` with `move_to` (every message
+    /// still in the folder lacks it).
+    fn unmarked_key(&self) -> Option<String> {
+        match self.config.mark() {
+            Mark::Move(_) => None,
+            Mark::Flag(flag) => Some(match flag.to_ascii_lowercase().as_str() {
+                "\\seen" => "UNSEEN".into(),
+                "\\flagged" => "UNFLAGGED".into(),
+                "\\answered" => "UNANSWERED".into(),
+                _ => format!("UNKEYWORD {flag}"),
+            }),
+        }
     }
 
     async fn mark(&self, session: &mut Session, uids: &[u32], addr: &str) -> Result<(), Error> {

@@ -377,6 +377,49 @@ async fn tls_and_starttls_check_the_certificate() {
     cleanup(&mut admin, &plain.folder).await;
 }
 
+/// Watched for the first time, a folder's already-read mail is not taken; later mail is,
+/// read or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_run_skips_mail_already_marked() {
+    let Some(World {
+        config,
+        mut admin,
+        checkpoint,
+        sink,
+    }) = world("first_run", 0).await
+    else {
+        return;
+    };
+    for i in 0..6 {
+        let flags = (i % 2 == 0).then_some("(\\Seen)");
+        admin
+            .append(&config.folder, flags, None, mail("first_run", i))
+            .await
+            .unwrap();
+    }
+    let (cancel, task) = start(&config, &checkpoint, &sink);
+    let unread: HashSet<String> = [1, 3, 5]
+        .map(|i| format!("email:first_run-{i}@example.com"))
+        .into();
+    wait_for("the unread mail", Duration::from_secs(10), || {
+        sink.unique() == unread
+    })
+    .await;
+    // Read mail arriving from now on is taken: people may read it before the watcher does.
+    admin
+        .append(&config.folder, Some("(\\Seen)"), None, mail("first_run", 6))
+        .await
+        .unwrap();
+    wait_for("the later mail", Duration::from_secs(10), || {
+        sink.ids().len() == 4
+    })
+    .await;
+    stop(cancel, task).await;
+    assert!(sink.unique().contains("email:first_run-6@example.com"));
+    assert_eq!(checkpoint.map.lock().unwrap()[&config.name].1, 7);
+    cleanup(&mut admin, &config.folder).await;
+}
+
 /// With `move_to`, processed mail leaves the watched folder for another.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processed_mail_can_be_moved() {
