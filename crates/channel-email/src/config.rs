@@ -182,14 +182,9 @@ impl MailboxConfig {
 
     /// The password, from the config or its environment variable.
     pub fn password(&self) -> Result<Secret, ConfigError> {
-        match (&self.password, &self.password_env) {
-            (Some(p), None) => Ok(p.clone()),
-            (None, Some(var)) => std::env::var(var)
-                .map(Secret)
-                .map_err(|e| self.error(format!("password_env {var}: {e}"))),
-            (Some(_), Some(_)) => Err(self.error("set password or password_env, not both")),
-            (None, None) => Err(self.error("password or password_env is required")),
-        }
+        resolve_password(&self.password, &self.password_env)
+            .map_err(|e| self.error(e))?
+            .ok_or_else(|| self.error("password or password_env is required"))
     }
 
     /// Checks everything that can be checked without connecting.
@@ -241,6 +236,22 @@ impl MailboxConfig {
             mailbox: self.name.clone(),
             reason: reason.into(),
         }
+    }
+}
+
+/// A password from the config or from the environment variable it names; `None` when
+/// neither is set.
+pub fn resolve_password(
+    password: &Option<Secret>,
+    password_env: &Option<String>,
+) -> Result<Option<Secret>, String> {
+    match (password, password_env) {
+        (Some(p), None) => Ok(Some(p.clone())),
+        (None, Some(var)) => std::env::var(var)
+            .map(|p| Some(Secret(p)))
+            .map_err(|e| format!("password_env {var}: {e}")),
+        (Some(_), Some(_)) => Err("set password or password_env, not both".into()),
+        (None, None) => Ok(None),
     }
 }
 
