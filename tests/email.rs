@@ -54,10 +54,17 @@ async fn count(setup: &Setup, folder: &str) -> usize {
 
 /// A fresh folder on Dovecot, a connection to it, and a daemon setup watching it.
 async fn world(test: &str) -> Option<(MailboxConfig, connect::Session, Setup)> {
+    world_with(test, Setup::embedded(test)).await
+}
+
+/// The same with a given daemon setup (the embedded default, or RabbitMQ and PostgreSQL).
+async fn world_with(
+    test: &str,
+    mut setup: Setup,
+) -> Option<(MailboxConfig, connect::Session, Setup)> {
     let mailbox = dovecot(test)?;
     let mut admin = connect::login(&mailbox).await.unwrap();
     admin.create(&mailbox.folder).await.unwrap();
-    let mut setup = Setup::embedded(test);
     for (key, value) in [
         ("HOST", "127.0.0.1"),
         ("PORT", "10143"),
@@ -75,9 +82,26 @@ async fn world(test: &str) -> Option<(MailboxConfig, connect::Session, Setup)> {
 /// `cargo test --release --test email -- --nocapture rate`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_rate_append_to_contact() {
-    let Some((mailbox, mut admin, setup)) = world("e2e-rate").await else {
+    if let Some(world) = world("e2e-rate").await {
+        ingest_rate(world, "embedded bus and store").await;
+    }
+}
+
+/// The same with RabbitMQ (publisher confirms) and PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_rate_append_to_contact_in_production() {
+    let Some(setup) = Setup::production("email_rate") else {
         return;
     };
+    if let Some(world) = world_with("e2e-rate-prod", setup).await {
+        ingest_rate(world, "RabbitMQ and PostgreSQL").await;
+    }
+}
+
+async fn ingest_rate(
+    (mailbox, mut admin, setup): (MailboxConfig, connect::Session, Setup),
+    what: &str,
+) {
     let folder = mailbox.folder.clone();
     let d = Daemon::start(&setup);
     d.wait_leader().await;
@@ -103,7 +127,7 @@ async fn ingest_rate_append_to_contact() {
     let (code, _) = d.terminate();
     assert_eq!(code, Some(0));
     println!(
-        "email ingest: {n} messages appended in {:.3} s, all stored as contacts {:.3} s after the first APPEND = {:.0} messages/s (embedded bus and store)",
+        "email ingest ({what}): {n} messages appended in {:.3} s, all stored as contacts {:.3} s after the first APPEND = {:.0} messages/s",
         appended.as_secs_f64(),
         took.as_secs_f64(),
         n as f64 / took.as_secs_f64()
@@ -115,9 +139,23 @@ async fn ingest_rate_append_to_contact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_survives_kill_9_exactly_once() {
-    let Some((mailbox, mut admin, setup)) = world("e2e-kill").await else {
+    if let Some(world) = world("e2e-kill").await {
+        kill_9_midway(world).await;
+    }
+}
+
+/// The same with RabbitMQ as the bus and PostgreSQL keeping the checkpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_survives_kill_9_exactly_once_in_production() {
+    let Some(setup) = Setup::production("email_kill9") else {
         return;
     };
+    if let Some(world) = world_with("e2e-kill-prod", setup).await {
+        kill_9_midway(world).await;
+    }
+}
+
+async fn kill_9_midway((mailbox, mut admin, setup): (MailboxConfig, connect::Session, Setup)) {
     let folder = mailbox.folder.clone();
     let d = Daemon::start(&setup);
 
