@@ -34,6 +34,8 @@ use crate::parse::{self, Origin};
 /// How long one command (or one chunk's fetch) may take before the connection is
 /// assumed dead.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a cancelled watcher may take to finish its message in flight and log out.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// At most this many messages are fetched at once …
 const CHUNK_MESSAGES: usize = 50;
 /// … and at most this many bytes (a larger message is fetched alone).
@@ -100,16 +102,22 @@ impl Watcher {
     }
 
     /// Runs until `cancel` fires: connects, ingests, waits for new mail, and on any error
-    /// reconnects with backoff. Returns once the session in progress has stopped; a message
-    /// being published when cancelled is neither recorded nor marked (it comes again).
+    /// reconnects with backoff. Once cancelled it finishes the message in flight, marks what
+    /// was recorded and logs out (within [`STOP_GRACE`]); a message it could not finish is
+    /// neither recorded nor marked, and comes again.
     pub async fn run(self, cancel: CancellationToken) {
         let name = self.config.name.clone();
         let mut failures: u32 = 0;
         loop {
             let mut progressed = false;
+            // On cancellation the session stops at its next message, marks what it
+            // recorded and logs out; one that cannot (a publish hanging) is dropped.
             let outcome = tokio::select! {
                 r = self.session(&cancel, &mut progressed) => r,
-                () = cancel.cancelled() => Ok(()),
+                () = async {
+                    cancel.cancelled().await;
+                    tokio::time::sleep(STOP_GRACE).await;
+                } => Ok(()),
             };
             if cancel.is_cancelled() {
                 info!(mailbox = %name, "imap: watcher stopped");
@@ -190,6 +198,7 @@ impl Watcher {
                     mailbox.uid_next,
                     &addr,
                     first_pass,
+                    cancel,
                 )
                 .await?;
             first_pass = false;
@@ -230,6 +239,7 @@ impl Watcher {
         uid_next: Option<u32>,
         addr: &str,
         repair: bool,
+        cancel: &CancellationToken,
     ) -> Result<usize, Error> {
         let config = &*self.config;
         let imap = |op: &'static str| {
@@ -328,6 +338,9 @@ impl Watcher {
             let mut done = Vec::with_capacity(fetched.len());
             let mut failed = None;
             for (uid, raw) in fetched {
+                if cancel.is_cancelled() {
+                    break;
+                }
                 if let Err(e) = self.ingest(origin, uidvalidity, uid, raw).await {
                     failed = Some(e);
                     break;
@@ -340,6 +353,9 @@ impl Watcher {
             }
             if let Some(e) = failed {
                 return Err(e);
+            }
+            if cancel.is_cancelled() {
+                return Ok(done.len());
             }
         }
         if checkpoint.is_none()

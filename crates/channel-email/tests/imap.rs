@@ -558,6 +558,14 @@ async fn a_restarted_watcher_resumes_after_the_last_recorded_uid() {
     stop(cancel, task).await;
     let before = sink.ids().len();
     assert!(before < n, "stopped midway ({before})");
+    // A stop is graceful: what was recorded is marked before the watcher logs out.
+    let recorded = checkpoint.map.lock().unwrap()[&config.name].1 as usize;
+    assert_eq!(recorded, before, "every published message recorded");
+    assert_eq!(
+        unseen(&mut admin, &config.folder).await,
+        n - recorded,
+        "and marked"
+    );
 
     let (cancel, task) = start(&config, &checkpoint, &sink);
     let want = ids("restart", n);
