@@ -190,16 +190,13 @@ impl Watcher {
                 mailbox = %config.name, uidvalidity, uid_next = ?mailbox.uid_next,
                 exists = mailbox.exists, "imap: selected"
             );
+            let pass = Pass {
+                uidvalidity,
+                uid_next: mailbox.uid_next,
+                repair: first_pass,
+            };
             let taken = self
-                .sync(
-                    &mut session,
-                    &origin,
-                    uidvalidity,
-                    mailbox.uid_next,
-                    &addr,
-                    first_pass,
-                    cancel,
-                )
+                .sync(&mut session, &origin, pass, &addr, cancel)
                 .await?;
             first_pass = false;
             *progressed = true;
@@ -235,12 +232,15 @@ impl Watcher {
         &self,
         session: &mut Session,
         origin: &Origin,
-        uidvalidity: u32,
-        uid_next: Option<u32>,
+        pass: Pass,
         addr: &str,
-        repair: bool,
         cancel: &CancellationToken,
     ) -> Result<usize, Error> {
+        let Pass {
+            uidvalidity,
+            uid_next,
+            repair,
+        } = pass;
         let config = &*self.config;
         let imap = |op: &'static str| {
             let addr = addr.to_owned();
@@ -477,6 +477,17 @@ impl Watcher {
         }
         Ok(())
     }
+}
+
+/// What one pass over the folder starts from.
+#[derive(Debug, Clone, Copy)]
+struct Pass {
+    /// The folder's UIDVALIDITY, from SELECT.
+    uidvalidity: u32,
+    /// The folder's UIDNEXT, from SELECT, when the server said.
+    uid_next: Option<u32>,
+    /// Whether to mark first what was recorded but not marked (once per connection).
+    repair: bool,
 }
 
 /// Waits in IDLE until the server reports a change, the refresh interval passes or
