@@ -20,6 +20,20 @@ pub struct Subject<'a> {
     pub attributes: &'a BTreeMap<String, serde_json::Value>,
 }
 
+impl<'a> Subject<'a> {
+    /// What classification looks at in an inbound message.
+    pub fn of(m: &'a switchboard_bus::InboundMessage) -> Subject<'a> {
+        Subject {
+            channel: m.channel,
+            summary: &m.summary,
+            body: m.body.as_deref(),
+            urgency: m.urgency,
+            skills: &m.skills,
+            attributes: &m.attributes,
+        }
+    }
+}
+
 /// What classification decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Class {
@@ -62,7 +76,7 @@ impl Classifier {
                 );
             }
         }
-        let rules = config
+        let mut rules: Vec<Rule> = config
             .rules
             .iter()
             .map(|r: &RuleConfig| Rule {
@@ -79,6 +93,21 @@ impl Classifier {
                 preferred: r.preferred_skills.clone(),
             })
             .collect();
+        // A mailbox's queue is one more rule after the configured ones (which decide first);
+        // the audit log numbers it after them.
+        for (name, m) in &config.mailboxes {
+            if let Some(queue) = m.contacts.queue.as_deref().and_then(|q| policy.queue_id(q)) {
+                rules.push(Rule {
+                    channel: Some(Channel::Email),
+                    attributes: vec![("mailbox".into(), name.clone(), None)],
+                    keywords: Vec::new(),
+                    queue: Some(queue),
+                    urgency: None,
+                    skills: Vec::new(),
+                    preferred: Vec::new(),
+                });
+            }
+        }
         Classifier { rules, defaults }
     }
 

@@ -61,6 +61,9 @@ pub struct Config {
     /// What `GET /metrics` exports.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// IMAP mailboxes watched for new mail, by name (`[mailboxes.<name>]`).
+    #[serde(default)]
+    pub mailboxes: BTreeMap<String, switchboard_channel_email::MailboxConfig>,
 }
 
 /// `[metrics]`
@@ -875,6 +878,7 @@ impl Config {
                 ));
             }
         }
+        crate::email::check(self, policy)?;
         for (i, r) in self.rules.iter().enumerate() {
             let key = |k: &str| format!("rules[{i}].{k}");
             if let Some(c) = &r.channel {

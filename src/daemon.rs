@@ -118,6 +118,13 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         hub: hub.clone(),
         shutdown: shutdown.clone(),
     };
+    let mail = crate::email::start(
+        &loaded,
+        bus.clone(),
+        store.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    );
     let router_task = tokio::spawn(
         RouterTask {
             shared,
@@ -154,6 +161,9 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
             error!(error = %e, "http server stopped with an error");
         }
         let _ = router_task.await;
+        for task in mail {
+            let _ = task.await;
+        }
     })
     .await;
     if drained.is_err() {

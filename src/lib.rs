@@ -12,6 +12,7 @@
 //!   queues) and its bearer-token auth;
 //! - [`hub`]: agents' live feeds, resumable by `Last-Event-ID`;
 //! - [`channels`]: the channel adapters' registry and their webhook route;
+//! - [`email`]: the IMAP mailboxes' watchers, publishing to the bus, checkpoints in the store;
 //! - [`daemon`]: `switchboard run`, wiring and shutdown;
 //! - [`simulate`]: the `simulate` command, around `switchboard-sim`;
 //! - [`export`]: `export-replay`, a day of the store's traffic as a replay file;
@@ -24,6 +25,7 @@ pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod email;
 pub mod export;
 pub mod hub;
 pub mod metrics;

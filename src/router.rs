@@ -383,14 +383,7 @@ impl Router {
             });
             return Ok(());
         }
-        let class = self.classifier.classify(&Subject {
-            channel: m.channel,
-            summary: &m.summary,
-            body: m.body.as_deref(),
-            urgency: m.urgency,
-            skills: &m.skills,
-            attributes: &m.attributes,
-        });
+        let class = self.classifier.classify(&Subject::of(m));
         let required = self
             .names
             .skill_set(&class.skills)

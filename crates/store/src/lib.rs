@@ -103,6 +103,19 @@ pub trait Store: Send + Sync + 'static {
     /// Counters for reconciliation: contacts by state, messages by outcome.
     async fn counts(&self) -> Result<Counts, StoreError>;
 
+    /// How far an IMAP mailbox was ingested: `(uidvalidity, last_uid)`, if ever.
+    async fn mailbox_checkpoint(&self, mailbox: &str) -> Result<Option<(u32, u32)>, StoreError>;
+
+    /// Records that a mailbox's messages up to `uid` under `uidvalidity` were published.
+    /// Not fenced by the epoch: adapters write it, and the checkpoint only moves forward
+    /// within one uidvalidity.
+    async fn record_mailbox_uid(
+        &self,
+        mailbox: &str,
+        uidvalidity: u32,
+        uid: u32,
+    ) -> Result<(), StoreError>;
+
     /// Whether the store answers now (for `/readyz`).
     async fn health(&self) -> Result<(), StoreError>;
 

@@ -652,6 +652,54 @@ macro_rules! sql_store {
                 Ok(Counts { contacts, messages })
             }
 
+            async fn mailbox_checkpoint(
+                &self,
+                mailbox: &str,
+            ) -> Result<Option<(u32, u32)>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT uidvalidity, last_uid FROM mailbox_checkpoints WHERE mailbox = $1",
+                )
+                .bind(mailbox)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_err("read mailbox checkpoint"))?;
+                let Some(row) = row else { return Ok(None) };
+                let read = |i: usize| -> Result<u32, StoreError> {
+                    let v: i64 = row.try_get(i).map_err(query_err("read mailbox checkpoint"))?;
+                    u32::try_from(v).map_err(|e| StoreError::Query {
+                        operation: "read mailbox checkpoint",
+                        source: sqlx::Error::Decode(Box::new(e)),
+                    })
+                };
+                Ok(Some((read(0)?, read(1)?)))
+            }
+
+            async fn record_mailbox_uid(
+                &self,
+                mailbox: &str,
+                uidvalidity: u32,
+                uid: u32,
+            ) -> Result<(), StoreError> {
+                // Within one uidvalidity the checkpoint never moves back (a late writer of
+                // an older UID loses); a new uidvalidity replaces it.
+                sqlx::query(
+                    "INSERT INTO mailbox_checkpoints (mailbox, uidvalidity, last_uid) \
+                     VALUES ($1, $2, $3) \
+                     ON CONFLICT (mailbox) DO UPDATE SET \
+                     uidvalidity = excluded.uidvalidity, \
+                     last_uid = CASE WHEN mailbox_checkpoints.uidvalidity = excluded.uidvalidity \
+                     AND mailbox_checkpoints.last_uid > excluded.last_uid \
+                     THEN mailbox_checkpoints.last_uid ELSE excluded.last_uid END",
+                )
+                .bind(mailbox)
+                .bind(i64::from(uidvalidity))
+                .bind(i64::from(uid))
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+                .map_err(query_err("record mailbox uid"))
+            }
+
             async fn health(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1")
                     .execute(&self.pool)

@@ -143,6 +143,36 @@ async fn scenario(store: &dyn Store) {
     assert!(store.seen(&["m-3".into()]).await.unwrap().is_empty());
     store.health().await.unwrap();
     assert_eq!(store.audit_since(0, 10).await.unwrap().len(), 3);
+
+    // IMAP checkpoints: forward only within a uidvalidity, replaced by a new one.
+    assert_eq!(store.mailbox_checkpoint("support").await.unwrap(), None);
+    store.record_mailbox_uid("support", 7, 1).await.unwrap();
+    store.record_mailbox_uid("support", 7, 42).await.unwrap();
+    store.record_mailbox_uid("support", 7, 40).await.unwrap();
+    assert_eq!(
+        store.mailbox_checkpoint("support").await.unwrap(),
+        Some((7, 42))
+    );
+    store
+        .record_mailbox_uid("support", u32::MAX, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.mailbox_checkpoint("support").await.unwrap(),
+        Some((u32::MAX, 3))
+    );
+    store
+        .record_mailbox_uid("sales", 1, u32::MAX)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.mailbox_checkpoint("sales").await.unwrap(),
+        Some((1, u32::MAX))
+    );
+    assert_eq!(
+        store.mailbox_checkpoint("support").await.unwrap(),
+        Some((u32::MAX, 3))
+    );
 }
 
 #[tokio::test]
@@ -158,6 +188,10 @@ async fn sqlite_keeps_state_across_reopening() {
     let state = reopened.load().await.unwrap();
     assert_eq!(state.contacts.len(), 1);
     assert_eq!(state.contacts[0].id, "c-2");
+    assert_eq!(
+        reopened.mailbox_checkpoint("support").await.unwrap(),
+        Some((u32::MAX, 3))
+    );
     reopened.close().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,0 +1,29 @@
+//! The email channel: new mail in an IMAP folder becomes [`InboundMessage`]s on the bus,
+//! each published (and confirmed) before its UID is recorded and the message marked, so a
+//! bus, store or IMAP outage loses nothing.
+//!
+//! Modules:
+//! - [`parse`]: one raw message to one inbound message (mail-parser does the MIME): the
+//!   dedup id, the thread's conversation key, customer, summary, text body, attributes;
+//!   unparseable mail still yields a contact with a `parse_error`;
+//! - [`config`]: a mailbox's `[mailboxes.<name>]` settings and their validation;
+//! - [`connect`]: TCP, TLS (implicit, STARTTLS, or plain for tests) and login;
+//! - [`watch`]: the [`Watcher`] loop (UID checkpoints, IDLE or polling, backoff) and the
+//!   [`Checkpoint`] and [`Sink`] traits the daemon implements with its store and bus;
+//! - [`error`]: why a mailbox session ended;
+//! - [`ack`]: automatic acknowledgements (RFC 3834 rules, threading headers, a per-sender
+//!   daily limit) and sending over SMTP.
+
+pub mod ack;
+pub mod config;
+pub mod connect;
+pub mod error;
+pub mod parse;
+pub mod watch;
+
+pub use config::{ConfigError, MailboxConfig, Mark, Secret, TlsMode};
+pub use error::Error;
+pub use parse::{Defaults, Origin, parse};
+pub use switchboard_bus::InboundMessage;
+pub use switchboard_channel::Inbound;
+pub use watch::{Checkpoint, Sink, Watcher};

@@ -1,0 +1,7 @@
+-- How far each IMAP mailbox was ingested: every message up to last_uid under this
+-- uidvalidity was published (the bus confirmed it). A new uidvalidity starts over.
+CREATE TABLE mailbox_checkpoints (
+    mailbox TEXT PRIMARY KEY,
+    uidvalidity INTEGER NOT NULL,
+    last_uid INTEGER NOT NULL
+);
