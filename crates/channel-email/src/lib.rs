@@ -11,10 +11,7 @@
 //! - [`watch`]: the [`Watcher`] loop (UID checkpoints, IDLE or polling, backoff) and the
 //!   [`Checkpoint`] and [`Sink`] traits the daemon implements with its store and bus;
 //! - [`error`]: why a mailbox session ended;
-//! - [`ack`]: automatic acknowledgements (RFC 3834 rules, threading headers, a per-sender
-//!   daily limit) and sending over SMTP.
 
-pub mod ack;
 pub mod config;
 pub mod connect;
 pub mod error;
