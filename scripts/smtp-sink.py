@@ -10,7 +10,8 @@ so a reader never sees half a message. The SMTP envelope is prepended as
 which the message headers alone do not say).
 
 A recipient whose local part starts with `refuse` (refuse@example.com, refuse-1@…) is
-refused with `550 5.1.1`, so tests can check how a server's refusal is reported.
+refused with `550 5.1.1`, one starting with `defer` with `451 4.3.0`, so tests can check
+how a server's permanent and transient refusals are reported.
 """
 
 import argparse
@@ -31,6 +32,8 @@ class Store:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.split("@", 1)[0].lower().startswith("refuse"):
             return f"550 5.1.1 <{address}>: recipient refused by the test sink"
+        if address.split("@", 1)[0].lower().startswith("defer"):
+            return f"451 4.3.0 <{address}>: try again later (test sink)"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -433,6 +433,17 @@ mod tests {
         assert!(err.to_string().contains("max_per_sender_per_day"), "{err}");
     }
 
+    #[test]
+    fn every_tls_mode_builds_a_sender() {
+        for tls in [TlsMode::Implicit, TlsMode::Starttls, TlsMode::Plain] {
+            let mut c = SmtpConfig::new("smtp.example.com", 0, tls, "Support <s@example.com>");
+            c.port = None;
+            let sender = Sender::new("support", &c).unwrap();
+            assert_eq!(sender.from().email.to_string(), "s@example.com");
+            assert!(format!("{sender:?}").contains(&format!("smtp.example.com:{}", c.port())));
+        }
+    }
+
     #[tokio::test]
     async fn an_unreachable_server_is_not_a_refusal() {
         // A port nothing listens on: bind one, note it, close it.

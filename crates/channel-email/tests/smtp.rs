@@ -233,12 +233,11 @@ async fn an_agent_reply_arrives_threaded_without_auto_submitted() {
     );
 }
 
-#[tokio::test]
-async fn a_refused_recipient_reports_the_code_and_reason() {
-    let Some(sink) = sink() else { return };
+/// Sends an agent reply to `local.<token>@example.com`, which the sink must refuse.
+async fn refused(sink: &Sink, local: &str) -> SendError {
     let token = unique();
-    let sender = sender(&sink);
-    let to = mailbox(&format!("refuse.{token}@example.com")).unwrap();
+    let sender = sender(sink);
+    let to = mailbox(&format!("{local}.{token}@example.com")).unwrap();
     let message = agent_reply(
         &ThreadHeaders {
             subject: format!("refusal {token}"),
@@ -250,14 +249,20 @@ async fn a_refused_recipient_reports_the_code_and_reason() {
         SystemTime::now(),
     )
     .unwrap();
-    let err = match sender.send(&message).await {
+    match sender.send(&message).await {
         Err(e) => e,
         Ok(id) => panic!(
-            "the sink on port {} accepted {to} ({id}): it predates the refusal rule of \
+            "the sink on port {} accepted {to} ({id}): it predates the refusal rules of \
              scripts/smtp-sink.py; restart it (scripts/setup-mail stop, then scripts/setup-mail)",
             sink.port
         ),
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_refused_recipient_reports_the_code_and_reason() {
+    let Some(sink) = sink() else { return };
+    let err = refused(&sink, "refuse").await;
     match &err {
         SendError::Refused {
             code,
@@ -277,4 +282,19 @@ async fn a_refused_recipient_reports_the_code_and_reason() {
         shown.contains("550") && shown.contains("refused"),
         "{shown}"
     );
+
+    let err = refused(&sink, "defer").await;
+    match &err {
+        SendError::Refused {
+            code,
+            reason,
+            permanent,
+            ..
+        } => {
+            assert_eq!(*code, 451, "{err}");
+            assert!(!*permanent, "a 4xx may succeed later");
+            assert!(reason.contains("try again later"), "{err}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
