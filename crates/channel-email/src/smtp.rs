@@ -269,14 +269,19 @@ impl Sender {
         &self.from
     }
 
-    /// Sends `message`; on success returns its Message-ID (as in the header, with angle
-    /// brackets), for the conversation's record. Nothing is retried here: the caller decides
+    /// Sends `message`; on success returns its Message-ID without angle brackets (as
+    /// [`crate::parse`] keeps ids), for the conversation's record. Nothing is retried here: the caller decides
     /// (an agent's reply is reported back, an acknowledgement is dropped).
     pub async fn send(&self, message: &Message) -> Result<String, SendError> {
         let id = message
             .headers()
             .get_raw("Message-ID")
-            .map(str::to_owned)
+            .map(|id| {
+                id.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_owned()
+            })
             .ok_or_else(|| SendError::Message("no Message-ID".into()))?;
         let started = SystemTime::now();
         match self.transport.send(message.clone()).await {

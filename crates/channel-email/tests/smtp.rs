@@ -93,10 +93,14 @@ fn next_count() -> u32 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// The stored file holding the message with `message_id` (with angle brackets), waiting a
-/// little for the sink to write it.
+/// The stored file holding the message with `message_id`, waiting a little for the sink to
+/// write it.
 fn stored(sink: &Sink, message_id: &str) -> Vec<u8> {
-    let needle = format!("Message-ID: {message_id}");
+    assert!(
+        !message_id.starts_with('<'),
+        "ids are kept without brackets"
+    );
+    let needle = format!("Message-ID: <{message_id}>");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(entries) = std::fs::read_dir(&sink.dir) {
