@@ -8,6 +8,10 @@ Each message becomes <dir>/<unix ns>-<seq>.eml, written to a temporary name and 
 so a reader never sees half a message. The SMTP envelope is prepended as
 `X-Sink-Mail-From:` and `X-Sink-Rcpt-To:` headers (a test checks who it was sent to,
 which the message headers alone do not say).
+
+A recipient whose local part starts with `refuse` (refuse@example.com, refuse-1@…) is
+refused with `550 5.1.1`, one starting with `defer` with `451 4.3.0`, so tests can check
+how a server's permanent and transient refusals are reported.
 """
 
 import argparse
@@ -24,6 +28,14 @@ class Store:
     def __init__(self, directory):
         self.directory = directory
         self.seq = itertools.count()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.split("@", 1)[0].lower().startswith("refuse"):
+            return f"550 5.1.1 <{address}>: recipient refused by the test sink"
+        if address.split("@", 1)[0].lower().startswith("defer"):
+            return f"451 4.3.0 <{address}>: try again later (test sink)"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         name = f"{time.time_ns()}-{next(self.seq):06d}.eml"

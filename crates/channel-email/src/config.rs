@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::acknowledge::AckSettings;
 use crate::parse::Defaults;
+use crate::smtp::SmtpConfig;
 
 /// How the connection to the IMAP server is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -104,6 +106,13 @@ pub struct MailboxConfig {
     /// urgency).
     #[serde(default)]
     pub contacts: Defaults,
+    /// How this mailbox sends acknowledgements and agent replies (`[mailboxes.<name>.smtp]`);
+    /// without it the mailbox only receives.
+    #[serde(default)]
+    pub smtp: Option<SmtpConfig>,
+    /// Automatic acknowledgements (`[mailboxes.<name>.acknowledge]`); off by default.
+    #[serde(default)]
+    pub acknowledge: AckSettings,
 }
 
 fn default_tls() -> TlsMode {
@@ -161,6 +170,8 @@ impl MailboxConfig {
             poll_interval: default_poll(),
             idle_refresh: default_idle(),
             contacts: Defaults::default(),
+            smtp: None,
+            acknowledge: AckSettings::default(),
         }
     }
 
@@ -228,6 +239,7 @@ impl MailboxConfig {
         {
             return Err(self.error("idle_refresh: between 1s and 29m (RFC 2177)"));
         }
+        self.validate_outbound()?;
         Ok(())
     }
 

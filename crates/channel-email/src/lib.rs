@@ -11,11 +11,19 @@
 //! - [`watch`]: the [`Watcher`] loop (UID checkpoints, IDLE or polling, backoff) and the
 //!   [`Checkpoint`] and [`Sink`] traits the daemon implements with its store and bus;
 //! - [`error`]: why a mailbox session ended;
+//! - [`acknowledge`]: whether a new message may get an automatic acknowledgement (RFC 3834,
+//!   business hours, a daily limit per sender) and its text;
+//! - [`compose`]: the acknowledgement and agent reply messages, threaded under the
+//!   customer's mail;
+//! - [`smtp`]: a mailbox's SMTP settings and the [`Sender`] that submits those messages.
 
+pub mod acknowledge;
+pub mod compose;
 pub mod config;
 pub mod connect;
 pub mod error;
 pub mod parse;
+pub mod smtp;
 pub mod watch;
 
 pub use config::{ConfigError, MailboxConfig, Mark, Secret, TlsMode};
@@ -24,3 +32,7 @@ pub use parse::{Defaults, Origin, parse};
 pub use switchboard_bus::InboundMessage;
 pub use switchboard_channel::Inbound;
 pub use watch::{Checkpoint, Sink, Watcher};
+
+pub use acknowledge::{Ack, AckSettings, NoAck, acknowledge_decision};
+pub use compose::{ComposeError, ThreadHeaders, acknowledgement, agent_reply};
+pub use smtp::{SendError, Sender, SmtpConfig};

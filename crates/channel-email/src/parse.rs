@@ -129,6 +129,16 @@ fn from_message(m: &Message<'_>) -> Read {
     if let Some(address) = &customer {
         attributes.insert("from".into(), json!(address));
     }
+    // Where answers go when it differs from From (acknowledgements and replies use it).
+    if let Some(reply_to) = m
+        .reply_to()
+        .and_then(Address::first)
+        .and_then(|a| a.address())
+        .map(|a| a.trim().to_lowercase())
+        .filter(|a| !a.is_empty() && Some(a) != customer.as_ref())
+    {
+        attributes.insert("reply_to".into(), json!(reply_to));
+    }
     for (field, list) in [("to", m.to()), ("cc", m.cc())] {
         let addresses: Vec<String> = list
             .into_iter()
@@ -217,6 +227,10 @@ fn flags(m: &Message<'_>, attributes: &mut BTreeMap<String, Value>) {
         if let Some(id) = list_id {
             attributes.insert("list_id".into(), json!(id));
         }
+    }
+    // Microsoft's opt-out from automatic replies ("All", "OOF", "AutoReply", ...).
+    if let Some(suppress) = text("X-Auto-Response-Suppress").filter(|v| !v.is_empty()) {
+        attributes.insert("auto_response_suppress".into(), json!(suppress));
     }
     if let Some(precedence) = text("Precedence").map(|p| p.to_lowercase())
         && matches!(precedence.as_str(), "bulk" | "list" | "junk")
@@ -401,6 +415,18 @@ mod tests {
         for k in ["auto_submitted", "bulk", "list", "bounce"] {
             assert!(!a.contains_key(k), "{k}");
         }
+    }
+
+    #[test]
+    fn reply_to_and_auto_response_suppress_are_kept() {
+        let raw = b"From: Ada <ada@example.com>\r\nReply-To: Team <Team@Example.com>\r\nX-Auto-Response-Suppress: DR, OOF\r\nSubject: x\r\n\r\nhi\r\n";
+        let a = parse(raw, &origin()).message.attributes;
+        assert_eq!(a["reply_to"], "team@example.com");
+        assert_eq!(a["auto_response_suppress"], "DR, OOF");
+        let raw = b"From: ada@example.com\r\nReply-To: ada@example.com\r\nSubject: x\r\n\r\nhi\r\n";
+        let a = parse(raw, &origin()).message.attributes;
+        assert!(!a.contains_key("reply_to"), "same as From");
+        assert!(!a.contains_key("auto_response_suppress"));
     }
 
     #[test]
