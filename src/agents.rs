@@ -30,6 +30,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use crate::api::AppState;
 use crate::router::{Router, now};
+use switchboard_store::AuditRow;
 
 /// What the agent API keeps about an agent beside the engine's profile (persisted).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +68,7 @@ pub fn routes() -> Http<AppState> {
         .route("/v1/contacts/{id}/transfer", post(transfer))
         .route("/v1/contacts/{id}/wrap-up", post(wrap_up))
         .route("/v1/contacts/{id}/close", post(close))
+        .route("/v1/contacts/{id}/reply", post(reply))
         .route("/v1/queues", get(queues))
 }
 
@@ -680,6 +682,117 @@ async fn wrap_up(
 
 async fn close(State(s): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     lifecycle(s, id, headers, false).await
+}
+
+/// `POST /v1/contacts/{id}/reply`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyBody {
+    /// The reply's text.
+    text: String,
+}
+
+/// `POST /v1/contacts/{id}/reply`: the owner answers an email contact. The reply goes out
+/// from the contact's mailbox, threaded under the customer's message; it is recorded on
+/// the conversation (the audit log) only once the SMTP server accepted it, and the owner
+/// keeps the contact. A refusal answers 502 with the server's reason.
+async fn reply(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<ReplyBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(body) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid reply", e.body_text()),
+    };
+    if body.text.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "invalid reply", "text: empty");
+    }
+    let (contact, meta) = {
+        let router = s.router.lock().await;
+        let contact = match owned_contact(&s, &router, &headers, &id) {
+            Ok(c) => c,
+            Err(r) => return *r,
+        };
+        let owned = router.engine.contact(contact).is_some_and(|c| {
+            matches!(
+                c.state(),
+                ContactState::Assigned { .. } | ContactState::WrapUp { .. }
+            )
+        });
+        let Some(meta) = router.open.get(&contact).cloned() else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "unknown contact",
+                format!("no open contact {id:?}"),
+            );
+        };
+        if !owned {
+            return error(
+                StatusCode::CONFLICT,
+                "cannot reply",
+                "only the agent who accepted the contact replies to it",
+            );
+        }
+        if meta.channel != Channel::Email {
+            return error(
+                StatusCode::CONFLICT,
+                "cannot reply",
+                format!(
+                    "{} contacts are answered in their own channel",
+                    meta.channel
+                ),
+            );
+        }
+        (contact, meta)
+    };
+    // Sent without the router's lock: an SMTP server may take seconds.
+    let (message_id, to) = match crate::email::reply(&s, &meta, &body.text).await {
+        Ok(sent) => sent,
+        Err(response) => return *response,
+    };
+    let mut router = s.router.lock().await;
+    let agent = router
+        .engine
+        .contact(contact)
+        .and_then(|c| c.state().agent());
+    let recorded = record(
+        &s,
+        &mut router,
+        AuditRow {
+            seq: 0,
+            at: now().as_millis() as i64,
+            contact_seq: Some(contact.0 as i64),
+            agent: agent.map(|a| i64::from(a.0)),
+            kind: "reply_sent".into(),
+            detail: json!({ "message_id": message_id, "to": to, "text": body.text }).to_string(),
+        },
+    )
+    .await;
+    Json(json!({ "contact": id, "message_id": message_id, "to": to, "recorded": recorded }))
+        .into_response()
+}
+
+/// Persists an audit row about something done outside the engine (a reply sent), under
+/// the router's lock so it lands in order with the router's own commits. Only the leader
+/// writes; a failure is logged and reported as `false`.
+async fn record(s: &AppState, _router: &mut Router, row: AuditRow) -> bool {
+    if !s.leading.load(Ordering::Acquire) {
+        tracing::warn!(kind = %row.kind, "not recorded: this router stands by");
+        return false;
+    }
+    let batch = switchboard_store::Batch {
+        audit: vec![row],
+        ..Default::default()
+    };
+    match s.store.commit(&batch).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "a sent reply was not recorded");
+            false
+        }
+    }
 }
 
 /// `GET /v1/queues`: per queue, waiting contacts, the oldest wait, and agents available

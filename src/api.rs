@@ -45,6 +45,8 @@ pub struct AppState {
     pub hub: Arc<crate::hub::Hub>,
     /// Cancelled at shutdown: live streams end so the server can drain.
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Each mailbox's SMTP sender (acknowledgements, agent replies), by mailbox name.
+    pub senders: Arc<std::collections::HashMap<String, Arc<switchboard_channel_email::Sender>>>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -117,14 +117,9 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         hub: hub.clone(),
         shutdown: shutdown.clone(),
+        senders: Arc::new(crate::email::senders(&loaded.config)?),
     };
-    let mail = crate::email::start(
-        &loaded,
-        bus.clone(),
-        store.clone(),
-        metrics.clone(),
-        shutdown.clone(),
-    );
+    let mail = crate::email::start(&state, shutdown.clone());
     let router_task = tokio::spawn(
         RouterTask {
             shared,

@@ -2,19 +2,31 @@
 //! [`switchboard_channel_email::Watcher`] that publishes to the bus (waiting for the
 //! confirm, like the webhooks do) and keeps its UID checkpoint in the store.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use switchboard_bus::{Bus, Envelope, InboundMessage};
-use switchboard_channel_email::{Checkpoint, MailboxConfig, Sink, Watcher};
-use switchboard_core::Policy;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use dashmap::DashMap;
+use serde_json::Value;
+use switchboard_bus::{Envelope, InboundMessage};
+use switchboard_channel_email::acknowledge::reply_address;
+use switchboard_channel_email::compose::{self, ThreadHeaders};
+use switchboard_channel_email::{
+    Checkpoint, ConfigError, MailboxConfig, SendError, Sender, Sink, Watcher, acknowledge_decision,
+    acknowledgement, agent_reply,
+};
+use switchboard_core::{Channel, Policy};
 use switchboard_store::Store;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{debug, info, warn};
 
-use crate::config::{Config, Loaded};
-use crate::metrics::Metrics;
+use crate::api::{AppState, problem};
+use crate::channels::standing;
+use crate::config::Config;
+use crate::router::OpenContact;
 
 /// The configured mailboxes, each named after its key.
 pub fn mailboxes(config: &Config) -> Vec<MailboxConfig> {
@@ -45,21 +57,33 @@ pub fn check(config: &Config, policy: &Policy) -> Result<(), (String, String)> {
     Ok(())
 }
 
+/// Each mailbox's SMTP sender, by mailbox name (mailboxes without `[mailboxes.<name>.smtp]`
+/// send nothing).
+pub fn senders(config: &Config) -> Result<HashMap<String, Arc<Sender>>, ConfigError> {
+    let mut senders = HashMap::new();
+    for m in mailboxes(config) {
+        if let Some(smtp) = &m.smtp {
+            senders.insert(m.name.clone(), Arc::new(Sender::new(&m.name, smtp)?));
+        }
+    }
+    Ok(senders)
+}
+
 /// Starts one watcher per mailbox; each stops when `shutdown` fires.
-pub fn start(
-    loaded: &Loaded,
-    bus: Arc<dyn Bus>,
-    store: Arc<dyn Store>,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-) -> Vec<JoinHandle<()>> {
-    let checkpoint: Arc<dyn Checkpoint> = Arc::new(StoreCheckpoint(store));
+pub fn start(state: &AppState, shutdown: CancellationToken) -> Vec<JoinHandle<()>> {
+    let config = &state.loaded.config;
+    let checkpoint: Arc<dyn Checkpoint> = Arc::new(StoreCheckpoint(state.store.clone()));
+    let boxes = mailboxes(config);
     let sink: Arc<dyn Sink> = Arc::new(BusSink {
-        bus,
-        metrics,
-        timeout: loaded.config.bus.publish_timeout,
+        state: state.clone(),
+        timeout: config.bus.publish_timeout,
+        mailboxes: boxes
+            .iter()
+            .map(|m| (m.name.clone(), Arc::new(m.clone())))
+            .collect(),
+        sent: Arc::new(DashMap::new()),
     });
-    mailboxes(&loaded.config)
+    boxes
         .into_iter()
         .map(|m| {
             info!(mailbox = %m.name, host = %m.host, folder = %m.folder, "imap: watching");
@@ -89,19 +113,23 @@ impl Checkpoint for StoreCheckpoint {
     }
 }
 
-/// Publishes to the bus and waits for its confirm, counted like the webhooks' ingest.
+/// Publishes to the bus and waits for its confirm, counted like the webhooks' ingest; then
+/// acknowledges the new contact where the mailbox says so.
 struct BusSink {
-    bus: Arc<dyn Bus>,
-    metrics: Arc<Metrics>,
+    state: AppState,
     timeout: Duration,
+    mailboxes: HashMap<String, Arc<MailboxConfig>>,
+    /// Acknowledgements sent today, by (recipient, day number).
+    sent: Arc<DashMap<(String, u64), u32>>,
 }
 
 #[async_trait::async_trait]
 impl Sink for BusSink {
     async fn publish(&self, id: String, message: InboundMessage) -> Result<(), String> {
         let envelope = Envelope::new(id, crate::router::now(), message);
+        let metrics = &self.state.metrics;
         let started = std::time::Instant::now();
-        let published = tokio::time::timeout(self.timeout, self.bus.publish(&envelope)).await;
+        let published = tokio::time::timeout(self.timeout, self.state.bus.publish(&envelope)).await;
         let (result, outcome) = match published {
             Ok(Ok(())) => ("confirmed", Ok(())),
             Ok(Err(e)) => ("failed", Err(e.to_string())),
@@ -110,12 +138,178 @@ impl Sink for BusSink {
                 Err(format!("no confirm within {:?}", self.timeout)),
             ),
         };
-        self.metrics.published(result, started.elapsed());
+        metrics.published(result, started.elapsed());
         match &outcome {
-            Ok(()) => self.metrics.ingest_accepted(envelope.message.channel),
-            Err(_) => self.metrics.ingest_rejected("bus_unavailable"),
+            Ok(()) => metrics.ingest_accepted(envelope.message.channel),
+            Err(_) => metrics.ingest_rejected("bus_unavailable"),
+        }
+        if outcome.is_ok() {
+            let name = envelope
+                .message
+                .attributes
+                .get("mailbox")
+                .and_then(Value::as_str);
+            if let Some(mailbox) = name.and_then(|n| self.mailboxes.get(n))
+                && mailbox.acknowledge.enabled
+                && let Some(sender) = self.state.senders.get(&mailbox.name)
+            {
+                tokio::spawn(acknowledge(
+                    self.state.clone(),
+                    mailbox.clone(),
+                    sender.clone(),
+                    self.sent.clone(),
+                    envelope,
+                ));
+            }
         }
         outcome
+    }
+}
+
+/// Sends the automatic acknowledgement of a new contact, unless RFC 3834's rules, the
+/// business hours or the sender's daily limit say not to. Only a contact this process
+/// placed as new is acknowledged: a reply in an open thread, a message the router already
+/// had (redelivered after a restart) and a standby's publish get none.
+async fn acknowledge(
+    s: AppState,
+    mailbox: Arc<MailboxConfig>,
+    sender: Arc<Sender>,
+    sent: Arc<DashMap<(String, u64), u32>>,
+    envelope: Envelope,
+) {
+    let Some(placed) = standing(&s, &envelope.id, Duration::from_secs(10)).await else {
+        return;
+    };
+    if placed.standing.follow_up {
+        return;
+    }
+    let message = &envelope.message;
+    let now = SystemTime::now();
+    let day = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400);
+    let to = reply_address(message).unwrap_or_default();
+    let today = sent.get(&(to.clone(), day)).map_or(0, |n| *n);
+    let own = sender.from().email.to_string();
+    let ack = match acknowledge_decision(message, &own, today, now, &mailbox.acknowledge) {
+        Ok(ack) => ack,
+        Err(no) => {
+            debug!(message = %envelope.id, reason = %no, "no acknowledgement");
+            s.metrics.email_outbound("acknowledgement", no.reason());
+            return;
+        }
+    };
+    // The queue's current estimate when there is one, else what its target promises.
+    let expected = placed
+        .standing
+        .expected_wait
+        .unwrap_or_else(|| placed.standing.deadline.since(crate::router::now()));
+    let mail = match acknowledgement(
+        message,
+        sender.from(),
+        &mailbox.acknowledge,
+        ack,
+        expected,
+        now,
+    ) {
+        Ok(mail) => mail,
+        Err(e) => {
+            warn!(message = %envelope.id, error = %e, "acknowledgement not composed");
+            s.metrics.email_outbound("acknowledgement", "failed");
+            return;
+        }
+    };
+    match sender.send(&mail).await {
+        Ok(id) => {
+            sent.retain(|(_, d), _| *d == day);
+            *sent.entry((to, day)).or_insert(0) += 1;
+            info!(message = %envelope.id, acknowledgement = %id, "acknowledged");
+            s.metrics.email_outbound("acknowledgement", "sent");
+        }
+        Err(e) => {
+            warn!(message = %envelope.id, error = %e, "acknowledgement not sent");
+            s.metrics.email_outbound("acknowledgement", "failed");
+        }
+    }
+}
+
+/// Sends an agent's reply to an email contact from its mailbox, threaded under the
+/// customer's message. Returns the reply's Message-ID and recipient, or the answer to give:
+/// 409 when the contact cannot be answered by mail, 502 with the server's reason when the
+/// SMTP server refused or could not be reached (nothing was sent).
+pub async fn reply(
+    s: &AppState,
+    contact: &OpenContact,
+    text: &str,
+) -> Result<(String, String), Box<Response>> {
+    let conflict = |why: String| Box::new(problem(StatusCode::CONFLICT, "cannot reply", None, why));
+    let attributes: BTreeMap<String, Value> =
+        serde_json::from_str(&contact.attributes).unwrap_or_default();
+    let Some(name) = attributes
+        .get("mailbox")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    else {
+        return Err(conflict("the contact did not come from a mailbox".into()));
+    };
+    let Some(sender) = s.senders.get(&name) else {
+        return Err(conflict(format!(
+            "mailbox {name:?} has no [mailboxes.{name}.smtp] to send from"
+        )));
+    };
+    let original = InboundMessage {
+        source: format!("imap:{name}"),
+        channel: Channel::Email,
+        conversation: contact.conversation.clone(),
+        customer: contact.customer.clone(),
+        summary: contact.summary.clone(),
+        body: None,
+        urgency: None,
+        skills: Vec::new(),
+        attributes,
+    };
+    let Some(to) = reply_address(&original) else {
+        return Err(conflict(
+            "the customer's message has no address to reply to".into(),
+        ));
+    };
+    let mail = compose::mailbox(&to)
+        .and_then(|to| {
+            agent_reply(
+                &ThreadHeaders::of(&original),
+                sender.from(),
+                &to,
+                text,
+                SystemTime::now(),
+            )
+        })
+        .map_err(|e| conflict(e.to_string()))?;
+    match sender.send(&mail).await {
+        Ok(id) => {
+            s.metrics.email_outbound("reply", "sent");
+            Ok((id, to))
+        }
+        Err(e) => {
+            let (outcome, permanent) = match &e {
+                SendError::Refused { permanent, .. } => ("refused", *permanent),
+                SendError::Unreachable { .. } => ("unreachable", false),
+                SendError::Message(_) => ("refused", true),
+            };
+            s.metrics.email_outbound("reply", outcome);
+            warn!(contact = %contact.public_id, error = %e, "reply not sent");
+            let mut response = problem(
+                StatusCode::BAD_GATEWAY,
+                "reply not sent",
+                None,
+                e.to_string(),
+            );
+            if !permanent {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            }
+            Err(Box::new(response))
+        }
     }
 }
 
@@ -123,7 +317,7 @@ impl Sink for BusSink {
 mod tests {
     use std::path::Path;
 
-    use crate::config::ConfigError;
+    use crate::config::{ConfigError, Loaded};
 
     use super::*;
 

@@ -109,6 +109,9 @@ pub struct Metrics {
     publishes: IntCounterVec,
     publish_seconds: HistogramVec,
 
+    // Email sent: acknowledgements and agent replies.
+    email_outbound: IntCounterVec,
+
     // Ingest endpoint.
     ingest_accepted: IntCounterVec,
     ingest_rejected: IntCounterVec,
@@ -352,6 +355,12 @@ impl Metrics {
                 "Time from publish to the bus's confirm, by result.",
                 &["result"],
                 LATENCY_BUCKETS,
+            ),
+            email_outbound: counter(
+                &r,
+                "switchboard_email_outbound_total",
+                "Email the daemon sent or chose not to send, by kind (acknowledgement, reply) and outcome: sent, failed, refused, unreachable, or why no acknowledgement went out (auto_submitted, list, bulk, bounce, daily_limit, ...).",
+                &["kind", "outcome"],
             ),
             ingest_accepted: counter(
                 &r,
@@ -682,6 +691,13 @@ impl Metrics {
         self.publish_seconds
             .with_label_values(&[result])
             .observe(took.as_secs_f64());
+    }
+
+    /// Counts an email sent or not sent.
+    pub fn email_outbound(&self, kind: &str, outcome: &str) {
+        self.email_outbound
+            .with_label_values(&[kind, outcome])
+            .inc();
     }
 
     /// Counts a contact accepted by the ingest endpoint.

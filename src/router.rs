@@ -73,6 +73,8 @@ pub struct Standing {
     pub expected_wait: Option<Duration>,
     /// The agent offered or holding the contact.
     pub agent: Option<AgentId>,
+    /// When the contact is due by its service-level target.
+    pub deadline: Time,
 }
 
 /// Which contact each recently processed message went to, for answering the channel that
@@ -781,6 +783,7 @@ impl Router {
             position,
             expected_wait,
             agent: state.agent(),
+            deadline: c.deadline(),
         })
     }
 

@@ -133,7 +133,7 @@ fn the_configuration_reference_matches_the_example_config() {
             (true, _, _) => format!("`[[{top}]]`"),
             // Tables under an array of tables ([queues.targets.email]) belong to it.
             (false, "queues", false) => continue,
-            (false, "channels" | "sources", false) => format!("`[{top}.*]`"),
+            (false, "channels" | "sources" | "mailboxes", false) => format!("`[{top}.*]`"),
             (false, _, true) => format!("`[{top}]`"),
             (false, _, false) => format!("`[{name}]`"),
         };

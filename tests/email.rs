@@ -263,3 +263,186 @@ async fn a_reply_joins_its_thread() {
     let _ = admin.logout().await;
     setup.cleanup().await;
 }
+
+/// The SMTP sink's messages (scripts/setup-mail) that contain `needle`.
+fn sunk(needle: &str) -> Vec<String> {
+    let dir = std::env::var("SWITCHBOARD_MAIL_DIR")
+        .unwrap_or_else(|_| "/var/tmp/switchboard-mail".into());
+    let Ok(entries) = std::fs::read_dir(format!("{dir}/smtp")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .filter(|text| text.contains(needle))
+        .collect()
+}
+
+/// Waits for the sink to hold a message containing `needle`.
+async fn wait_sunk(needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(m) = sunk(needle).pop() {
+            return m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing in the SMTP sink with {needle:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A new mail is acknowledged with threading headers and the expected time, an
+/// auto-submitted one is not; the owner's reply goes out threaded and is recorded, and a
+/// reply the SMTP server refuses answers 502 with the reason and is not recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_and_agent_replies_go_out_threaded() {
+    let Some((mailbox, mut admin, mut setup)) = world("e2e-smtp").await else {
+        return;
+    };
+    if std::net::TcpStream::connect(("127.0.0.1", 10025)).is_err() {
+        let msg =
+            "the SMTP sink is not reachable at 127.0.0.1:10025; run `sudo scripts/setup-mail`";
+        assert!(
+            !std::env::var("CI").is_ok_and(|v| v == "true"),
+            "required in CI: {msg}"
+        );
+        eprintln!("SKIPPED acknowledgements: {msg}");
+        return;
+    }
+    setup.add_config(
+        r#"
+[mailboxes.e2e.smtp]
+host = "127.0.0.1"
+port = 10025
+tls = "plain"
+from = "Support <support@example.org>"
+
+[mailboxes.e2e.acknowledge]
+enabled = true
+
+[mailboxes.e2e.contacts]
+skills = ["mail_e2e"]
+
+[[agents]]
+name = "erin"
+teams = ["support"]
+skills = { mail_e2e = 5 }
+caps = { email = 5 }
+presence = "available"
+auto_accept = true
+token = "erin-token-0123456789"
+
+[[agents]]
+name = "fay"
+teams = ["support"]
+skills = { english = 5 }
+caps = { chat = 1 }
+presence = "available"
+token = "fay-token-0123456789"
+"#,
+    );
+    // With an admin token, agents' tokens reach only their own work.
+    setup.set("SWITCHBOARD__AUTH__ADMIN_TOKEN", "admin-token-0123456789");
+    let folder = mailbox.folder.clone();
+    let d = Daemon::start(&setup);
+    d.wait_leader().await;
+    let original = format!("{folder}-1@example.com");
+    admin
+        .append(&folder, None, None, mail(1, &folder))
+        .await
+        .unwrap();
+
+    // The acknowledgement: threaded under the customer's mail, marked auto-replied, with
+    // the expected time (the email target: the contact is already with erin).
+    let ack = wait_sunk(&format!("In-Reply-To: <{original}>")).await;
+    assert!(ack.contains("Auto-Submitted: auto-replied"), "{ack}");
+    assert!(ack.contains(&format!("References: <{original}>")), "{ack}");
+    assert!(ack.contains("X-Sink-Rcpt-To: c1@example.com"), "{ack}");
+    assert!(ack.contains("Subject: Re: Request 1"), "{ack}");
+    assert!(
+        ack.contains("hours"),
+        "the expected time is in the text: {ack}"
+    );
+
+    // An auto-reply from the customer's side gets no acknowledgement (no mail loop).
+    let auto = format!(
+        "From: Customer 2 <c2@example.com>\r\nTo: support@example.org\r\nSubject: Out of office\r\nAuto-Submitted: auto-replied\r\nMessage-ID: <{folder}-2@example.com>\r\n\r\nI am away.\r\n"
+    );
+    admin.append(&folder, None, None, auto).await.unwrap();
+    let id2 = format!("email:{folder}-2@example.com");
+    d.wait_contact(&id2, |v| v["state"] == "assigned").await;
+
+    // The owner replies: threaded, not auto-submitted, recorded on the conversation.
+    let id1 = format!("email:{original}");
+    d.wait_contact(&id1, |v| v["owner"] == "erin").await;
+    let post = |id: &str, token: &str, text: &str| {
+        d.http
+            .post(d.url(&format!("/v1/contacts/{id}/reply")))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "text": text }))
+            .send()
+    };
+    let r = post(&id1, "fay-token-0123456789", "not mine")
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "only the owner replies");
+    let r = post(&id1, "erin-token-0123456789", "Your parcel ships today.")
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["to"], "c1@example.com", "{answer}");
+    assert_eq!(answer["recorded"], true, "{answer}");
+    let sent = wait_sunk("Your parcel ships today.").await;
+    assert!(
+        sent.contains(&format!("In-Reply-To: <{original}>")),
+        "{sent}"
+    );
+    assert!(!sent.contains("Auto-Submitted"), "{sent}");
+    let message_id = answer["message_id"].as_str().unwrap();
+    assert!(
+        sent.contains(&format!("Message-ID: <{message_id}>")),
+        "{sent}"
+    );
+    let (_, view) = d.get(&format!("/v1/contacts/{id1}")).await;
+    assert_eq!(view["owner"], "erin", "the owner keeps the contact: {view}");
+
+    // A reply the server refuses: 502 with its reason, nothing recorded.
+    let refused = format!(
+        "From: Refuse <refuse@example.com>\r\nTo: support@example.org\r\nSubject: Help\r\nMessage-ID: <{folder}-3@example.com>\r\n\r\nHelp me.\r\n"
+    );
+    admin.append(&folder, None, None, refused).await.unwrap();
+    let id3 = format!("email:{folder}-3@example.com");
+    d.wait_contact(&id3, |v| v["owner"] == "erin").await;
+    let r = post(&id3, "erin-token-0123456789", "We are on it.")
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 502);
+    let problem: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        problem["problem"].as_str().unwrap().contains("550"),
+        "{problem}"
+    );
+
+    let metrics = d.metrics().await;
+    for line in [
+        "switchboard_email_outbound_total{kind=\"acknowledgement\",outcome=\"sent\"} 1",
+        "switchboard_email_outbound_total{kind=\"acknowledgement\",outcome=\"auto_submitted\"} 1",
+        "switchboard_email_outbound_total{kind=\"reply\",outcome=\"sent\"} 1",
+        "switchboard_email_outbound_total{kind=\"reply\",outcome=\"refused\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing");
+    }
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    let replies = store_count(
+        &setup,
+        "SELECT COUNT(*) FROM audit WHERE kind = 'reply_sent'",
+    )
+    .await;
+    assert_eq!(replies, 1, "only the reply the server took is recorded");
+    let _ = admin.delete(&folder).await;
+    let _ = admin.logout().await;
+    setup.cleanup().await;
+}
