@@ -8,7 +8,24 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use support::mail::{count, mail, world_with};
 use support::{Daemon, Setup, check_store, contact};
+
+/// One broker restart at a time: the tests of this binary run side by side.
+static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Whether rabbitmqctl controls the local broker; says so loudly (and fails in CI) if not.
+fn broker_controllable(test: &str) -> bool {
+    if rabbitmqctl(&["status"]) {
+        return true;
+    }
+    let msg = "rabbitmqctl cannot control the local broker";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("required in CI: {msg}");
+    }
+    eprintln!("SKIPPED {test}: {msg}");
+    false
+}
 
 fn rabbitmqctl(args: &[&str]) -> bool {
     Command::new("rabbitmqctl")
@@ -24,14 +41,10 @@ async fn every_confirmed_contact_survives_a_broker_restart() {
     let Some(setup) = Setup::production("broker_restart") else {
         return;
     };
-    if !rabbitmqctl(&["status"]) {
-        let msg = "rabbitmqctl cannot control the local broker";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("required in CI: {msg}");
-        }
-        eprintln!("SKIPPED every_confirmed_contact_survives_a_broker_restart: {msg}");
+    if !broker_controllable("every_confirmed_contact_survives_a_broker_restart") {
         return;
     }
+    let _broker = BROKER.lock().await;
     let d = Daemon::start(&setup);
     let confirmed = Arc::new(Mutex::new(Vec::<String>::new()));
     let refused = Arc::new(Mutex::new(0usize));
@@ -101,5 +114,78 @@ async fn every_confirmed_contact_survives_a_broker_restart() {
         before,
         refused.lock().unwrap()
     );
+    setup.cleanup().await;
+}
+
+/// Mail that arrives while the broker is down waits in the mailbox, unmarked, and becomes
+/// a contact once the broker is back: none lost, none twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_that_arrives_while_the_broker_is_down_is_ingested_after() {
+    let Some(setup) = Setup::production("broker_mail") else {
+        return;
+    };
+    if !broker_controllable("mail_that_arrives_while_the_broker_is_down_is_ingested_after") {
+        return;
+    }
+    let Some((mailbox, mut admin, setup)) = world_with("broker-mail", setup).await else {
+        return;
+    };
+    let _broker = BROKER.lock().await;
+    let folder = mailbox.folder.clone();
+    let d = Daemon::start(&setup);
+    d.wait_leader().await;
+    let wait_for = |n: usize, what: &'static str| {
+        let setup = setup.clone();
+        let folder = folder.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while count(&setup, &folder).await < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "{what}: only {} of {n}",
+                    count(&setup, &folder).await
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    for i in 0..20 {
+        admin
+            .append(&folder, None, None, mail(i, &folder))
+            .await
+            .unwrap();
+    }
+    wait_for(20, "before the outage").await;
+
+    assert!(rabbitmqctl(&["stop_app"]), "rabbitmqctl stop_app");
+    for i in 20..50 {
+        admin
+            .append(&folder, None, None, mail(i, &folder))
+            .await
+            .unwrap();
+    }
+    // The watcher tries, the bus refuses: nothing more is stored, nothing is marked.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        count(&setup, &folder).await,
+        20,
+        "nothing got through a stopped broker"
+    );
+    admin.select(&folder).await.unwrap();
+    let unseen = admin.uid_search("UNSEEN").await.unwrap();
+    assert_eq!(unseen.len(), 30, "mail not published stays unmarked");
+    assert!(rabbitmqctl(&["start_app"]), "rabbitmqctl start_app");
+
+    wait_for(50, "after the broker came back").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (code, log) = d.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert_eq!(count(&setup, &folder).await, 50, "each message once");
+    check_store(&setup).await;
+    admin.select(&folder).await.unwrap();
+    let unseen = admin.uid_search("UNSEEN").await.unwrap();
+    assert!(unseen.is_empty(), "{} messages left unmarked", unseen.len());
+    let _ = admin.delete(&folder).await;
+    let _ = admin.logout().await;
     setup.cleanup().await;
 }

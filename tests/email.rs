@@ -9,74 +9,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use support::mail::{count, mail, world, world_with};
 use support::{Daemon, Setup, check_store, store_count};
-use switchboard_channel_email::{MailboxConfig, Secret, TlsMode, connect};
-
-fn dovecot(test: &str) -> Option<MailboxConfig> {
-    if std::net::TcpStream::connect(("127.0.0.1", 10143)).is_err() {
-        let msg = "Dovecot not reachable at 127.0.0.1:10143; run `sudo scripts/setup-mail`";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("required in CI: {msg}");
-        }
-        eprintln!("SKIPPED {test}: {msg}");
-        return None;
-    }
-    let mut m = MailboxConfig::new(
-        "e2e",
-        "127.0.0.1",
-        10143,
-        TlsMode::Plain,
-        "switchboard",
-        Secret::new("switchboard"),
-    );
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    m.folder = format!("t-{test}-{}-{nanos}", std::process::id());
-    Some(m)
-}
-
-fn mail(i: usize, folder: &str) -> Vec<u8> {
-    format!(
-        "From: Customer {i} <c{i}@example.com>\r\nTo: support@example.org\r\nSubject: Request {i}\r\nMessage-ID: <{folder}-{i}@example.com>\r\n\r\nHello, request {i}.\r\n"
-    )
-    .into_bytes()
-}
-
-async fn count(setup: &Setup, folder: &str) -> usize {
-    store_count(
-        setup,
-        &format!("SELECT COUNT(*) FROM messages WHERE id LIKE 'email:{folder}-%'"),
-    )
-    .await
-}
-
-/// A fresh folder on Dovecot, a connection to it, and a daemon setup watching it.
-async fn world(test: &str) -> Option<(MailboxConfig, connect::Session, Setup)> {
-    world_with(test, Setup::embedded(test)).await
-}
-
-/// The same with a given daemon setup (the embedded default, or RabbitMQ and PostgreSQL).
-async fn world_with(
-    test: &str,
-    mut setup: Setup,
-) -> Option<(MailboxConfig, connect::Session, Setup)> {
-    let mailbox = dovecot(test)?;
-    let mut admin = connect::login(&mailbox).await.unwrap();
-    admin.create(&mailbox.folder).await.unwrap();
-    for (key, value) in [
-        ("HOST", "127.0.0.1"),
-        ("PORT", "10143"),
-        ("TLS", "plain"),
-        ("USERNAME", "switchboard"),
-        ("PASSWORD", "switchboard"),
-        ("FOLDER", mailbox.folder.as_str()),
-    ] {
-        setup.set(&format!("SWITCHBOARD__MAILBOXES__E2E__{key}"), value);
-    }
-    Some((mailbox, admin, setup))
-}
+use switchboard_channel_email::{MailboxConfig, connect};
 
 /// The ingest rate from APPEND to a stored contact, printed:
 /// `cargo test --release --test email -- --nocapture rate`.
