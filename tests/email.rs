@@ -322,14 +322,14 @@ token = "fay-token-0123456789"
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 403, "only the owner replies");
-    let r = post(&id1, "erin-token-0123456789", "Your parcel ships today.")
-        .await
-        .unwrap();
+    // The sink keeps every run's mail: the text names this run's folder.
+    let text = format!("Your parcel ships today ({folder}).");
+    let r = post(&id1, "erin-token-0123456789", &text).await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     let answer: serde_json::Value = r.json().await.unwrap();
     assert_eq!(answer["to"], "c1@example.com", "{answer}");
     assert_eq!(answer["recorded"], true, "{answer}");
-    let sent = wait_sunk("Your parcel ships today.").await;
+    let sent = wait_sunk(&text).await;
     assert!(
         sent.contains(&format!("In-Reply-To: <{original}>")),
         "{sent}"
