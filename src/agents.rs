@@ -709,6 +709,14 @@ async fn reply(
     if body.text.trim().is_empty() {
         return error(StatusCode::BAD_REQUEST, "invalid reply", "text: empty");
     }
+    if !s.leading.load(Ordering::Acquire) {
+        // A standby's view of who owns what is not current: nothing is sent from it.
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "standby",
+            "this router stands by; send replies to the leader",
+        );
+    }
     let (contact, meta) = {
         let router = s.router.lock().await;
         let contact = match owned_contact(&s, &router, &headers, &id) {
