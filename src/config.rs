@@ -962,14 +962,10 @@ mod tests {
     use super::*;
 
     fn parse(toml: &str) -> Result<Loaded, ConfigError> {
-        let dir = std::env::temp_dir().join(format!("switchboard-config-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join(format!(
-            "{:x}.toml",
-            toml.len() * 31 + toml.as_bytes()[0] as usize
-        ));
-        std::fs::write(&file, toml).unwrap();
-        Config::load(&file)
+        // A file of its own per call: tests run side by side.
+        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(file.path(), toml).unwrap();
+        Config::load(file.path())
     }
 
     #[test]
