@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use dashmap::DashMap;
 use serde_json::Value;
 use switchboard_bus::{Envelope, InboundMessage};
 use switchboard_channel_email::acknowledge::reply_address;
@@ -81,7 +80,6 @@ pub fn start(state: &AppState, shutdown: CancellationToken) -> Vec<JoinHandle<()
             .iter()
             .map(|m| (m.name.clone(), Arc::new(m.clone())))
             .collect(),
-        sent: Arc::new(DashMap::new()),
     });
     boxes
         .into_iter()
@@ -119,8 +117,6 @@ struct BusSink {
     state: AppState,
     timeout: Duration,
     mailboxes: HashMap<String, Arc<MailboxConfig>>,
-    /// Acknowledgements sent today, by (recipient, day number).
-    sent: Arc<DashMap<(String, u64), u32>>,
 }
 
 #[async_trait::async_trait]
@@ -157,7 +153,6 @@ impl Sink for BusSink {
                     self.state.clone(),
                     mailbox.clone(),
                     sender.clone(),
-                    self.sent.clone(),
                     envelope,
                 ));
             }
@@ -174,7 +169,6 @@ async fn acknowledge(
     s: AppState,
     mailbox: Arc<MailboxConfig>,
     sender: Arc<Sender>,
-    sent: Arc<DashMap<(String, u64), u32>>,
     envelope: Envelope,
 ) {
     let Some(placed) = standing(&s, &envelope.id, Duration::from_secs(10)).await else {
@@ -187,11 +181,12 @@ async fn acknowledge(
     let now = SystemTime::now();
     let day = now
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400);
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
     let to = reply_address(message).unwrap_or_default();
-    let today = sent.get(&(to.clone(), day)).map_or(0, |n| *n);
     let own = sender.from().email.to_string();
-    let ack = match acknowledge_decision(message, &own, today, now, &mailbox.acknowledge) {
+    let settings = &mailbox.acknowledge;
+    // The daily limit is counted in the store (below), so it holds across restarts.
+    let ack = match acknowledge_decision(message, &own, 0, now, settings) {
         Ok(ack) => ack,
         Err(no) => {
             debug!(message = %envelope.id, reason = %no, "no acknowledgement");
@@ -199,6 +194,26 @@ async fn acknowledge(
             return;
         }
     };
+    // Taken before sending: a send that fails still counts, so a sender never gets more
+    // than the limit, even when the daemon stops between the two.
+    let max = settings.max_per_sender_per_day;
+    match s
+        .store
+        .take_acknowledgement(&mailbox.name, &to, day, max)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            debug!(message = %envelope.id, %to, max, "no acknowledgement: daily limit");
+            s.metrics.email_outbound("acknowledgement", "daily_limit");
+            return;
+        }
+        Err(e) => {
+            warn!(message = %envelope.id, error = %e, "no acknowledgement: the daily count is unavailable");
+            s.metrics.email_outbound("acknowledgement", "failed");
+            return;
+        }
+    }
     // The queue's current estimate when there is one, else what its target promises.
     let expected = placed
         .standing
@@ -221,8 +236,6 @@ async fn acknowledge(
     };
     match sender.send(&mail).await {
         Ok(id) => {
-            sent.retain(|(_, d), _| *d == day);
-            *sent.entry((to, day)).or_insert(0) += 1;
             info!(message = %envelope.id, acknowledgement = %id, "acknowledged");
             s.metrics.email_outbound("acknowledgement", "sent");
         }

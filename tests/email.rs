@@ -255,6 +255,7 @@ from = "Support <support@example.org>"
 
 [mailboxes.e2e.acknowledge]
 enabled = true
+max_per_sender_per_day = 1
 
 [mailboxes.e2e.contacts]
 skills = ["mail_e2e"]
@@ -360,6 +361,21 @@ token = "fay-token-0123456789"
         "{problem}"
     );
 
+    // The same customer writes a new mail: over the daily limit, no acknowledgement.
+    let again = |n: usize| {
+        format!(
+            "From: Customer 1 <c1@example.com>\r\nTo: support@example.org\r\nSubject: Another {n}\r\nMessage-ID: <{folder}-again-{n}@example.com>\r\n\r\nOne more thing.\r\n"
+        )
+    };
+    admin.append(&folder, None, None, again(1)).await.unwrap();
+    let limited =
+        "switchboard_email_outbound_total{kind=\"acknowledgement\",outcome=\"daily_limit\"} 1";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !d.metrics().await.contains(limited) {
+        assert!(Instant::now() < deadline, "{limited} missing");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     let metrics = d.metrics().await;
     for line in [
         "switchboard_email_outbound_total{kind=\"acknowledgement\",outcome=\"sent\"} 1",
@@ -377,6 +393,26 @@ token = "fay-token-0123456789"
     )
     .await;
     assert_eq!(replies, 1, "only the reply the server took is recorded");
+
+    // The limit is kept in the store: after a restart the customer still gets none today.
+    let d = Daemon::start(&setup);
+    d.wait_leader().await;
+    admin.append(&folder, None, None, again(2)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !d.metrics().await.contains(limited) {
+        assert!(
+            Instant::now() < deadline,
+            "{limited} missing after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        sunk(&format!("{folder}-again-")).len(),
+        0,
+        "no acknowledgement over the limit"
+    );
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
     let _ = admin.delete(&folder).await;
     let _ = admin.logout().await;
     setup.cleanup().await;

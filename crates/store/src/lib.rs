@@ -116,6 +116,18 @@ pub trait Store: Send + Sync + 'static {
         uid: u32,
     ) -> Result<(), StoreError>;
 
+    /// Takes one of the `max` automatic acknowledgements a mailbox may send `recipient` on
+    /// `day` (days since the Unix epoch): `true` if one was left (and is now used), `false`
+    /// if all are. Atomic, so two senders never both take the last one; days before
+    /// yesterday are forgotten.
+    async fn take_acknowledgement(
+        &self,
+        mailbox: &str,
+        recipient: &str,
+        day: i64,
+        max: u32,
+    ) -> Result<bool, StoreError>;
+
     /// Whether the store answers now (for `/readyz`).
     async fn health(&self) -> Result<(), StoreError>;
 

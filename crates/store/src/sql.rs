@@ -700,6 +700,36 @@ macro_rules! sql_store {
                 .map_err(query_err("record mailbox uid"))
             }
 
+            async fn take_acknowledgement(
+                &self,
+                mailbox: &str,
+                recipient: &str,
+                day: i64,
+                max: u32,
+            ) -> Result<bool, StoreError> {
+                sqlx::query("DELETE FROM acknowledgements WHERE day < $1")
+                    .bind(day - 1)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(query_err("forget old acknowledgements"))?;
+                // The update only happens below the limit: no row back means none left.
+                let taken = sqlx::query(
+                    "INSERT INTO acknowledgements (mailbox, recipient, day, sent) \
+                     SELECT $1, $2, $3, 1 WHERE $4 > 0 \
+                     ON CONFLICT (mailbox, recipient, day) DO UPDATE SET \
+                     sent = acknowledgements.sent + 1 WHERE acknowledgements.sent < $4 \
+                     RETURNING sent",
+                )
+                .bind(mailbox)
+                .bind(recipient)
+                .bind(day)
+                .bind(i64::from(max))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_err("take an acknowledgement"))?;
+                Ok(taken.is_some())
+            }
+
             async fn health(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1")
                     .execute(&self.pool)

@@ -173,6 +173,33 @@ async fn scenario(store: &dyn Store) {
         store.mailbox_checkpoint("support").await.unwrap(),
         Some((u32::MAX, 3))
     );
+
+    // Acknowledgements: at most `max` per mailbox, recipient and day.
+    let take = |who: &'static str, day: i64, max: u32| {
+        store.take_acknowledgement("support", who, day, max)
+    };
+    assert!(take("a@example.com", 20_000, 2).await.unwrap());
+    assert!(take("a@example.com", 20_000, 2).await.unwrap());
+    assert!(
+        !take("a@example.com", 20_000, 2).await.unwrap(),
+        "the third is refused"
+    );
+    assert!(
+        take("b@example.com", 20_000, 2).await.unwrap(),
+        "per recipient"
+    );
+    assert!(take("a@example.com", 20_001, 2).await.unwrap(), "a new day");
+    assert!(
+        !take("c@example.com", 20_001, 0).await.unwrap(),
+        "a limit of 0 allows none"
+    );
+    assert!(
+        store
+            .take_acknowledgement("sales", "a@example.com", 20_001, 1)
+            .await
+            .unwrap(),
+        "per mailbox"
+    );
 }
 
 #[tokio::test]
