@@ -13,7 +13,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
 use crate::compose::mailbox;
-use crate::config::{ConfigError, MailboxConfig, Secret, TlsMode};
+use crate::config::{ConfigError, MailboxConfig, Secret, TlsMode, resolve_password};
 
 /// How a mailbox sends mail (`[mailboxes.<name>.smtp]`).
 #[derive(Clone, PartialEq, Deserialize)]
@@ -115,14 +115,9 @@ impl SmtpConfig {
                 _ => Err("smtp: a password without a username".into()),
             };
         };
-        let password = match (&self.password, &self.password_env) {
-            (Some(p), None) => p.clone(),
-            (None, Some(var)) => std::env::var(var)
-                .map(Secret::new)
-                .map_err(|e| format!("smtp.password_env {var}: {e}"))?,
-            (Some(_), Some(_)) => return Err("smtp: set password or password_env, not both".into()),
-            (None, None) => return Err("smtp: username needs password or password_env".into()),
-        };
+        let password = resolve_password(&self.password, &self.password_env)
+            .map_err(|e| format!("smtp.{e}"))?
+            .ok_or("smtp: username needs password or password_env")?;
         Ok(Some((user.clone(), password)))
     }
 
