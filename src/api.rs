@@ -528,7 +528,7 @@ fn live_view(router: &Router, public_id: &str) -> Option<Value> {
             Some(w) => {
                 view["position"] = json!(w.position);
                 view["expected_wait_seconds"] =
-                    json!(w.estimate.map(|d| d.as_secs_f64().ceil() as u64));
+                    json!(w.estimate.map(crate::channels::wait_seconds));
             }
             None => view["position"] = json!(router.engine.position(id)),
         }

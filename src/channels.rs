@@ -74,22 +74,21 @@ fn answers_customer(kind: &str) -> bool {
 }
 
 /// The source's defaults, applied to each of its messages: the skills it requires, and its
-/// urgency (a bot's escalation gets the escalation urgency).
+/// urgency unless the message asks for one (the rules may still raise it).
 pub(crate) fn with_defaults(source: &SourceConfig, mut m: InboundMessage) -> InboundMessage {
     for skill in &source.skills {
         if !m.skills.contains(skill) {
             m.skills.push(skill.clone());
         }
     }
-    if m.urgency.is_none() {
-        let escalated = m.attributes.get("escalated_from_bot") == Some(&Value::Bool(true));
-        m.urgency = if escalated {
-            Some(source.escalated_urgency)
-        } else {
-            source.urgency
-        };
-    }
+    m.urgency = m.urgency.or(source.urgency);
     m
+}
+
+/// An expected wait as customers are told it: whole seconds, rounded up (a customer told
+/// "0 s" while an agent is still being found would expect one this instant).
+pub fn wait_seconds(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil() as u64
 }
 
 /// Where a published message's contact stands, with the names a channel tells.
@@ -111,8 +110,7 @@ impl Placed {
             "state": st.state,
             "follow_up": st.follow_up,
             "position": st.position,
-            // Rounded up: a customer told "0 s" would expect an agent this instant.
-            "expected_wait_seconds": st.expected_wait.map(|d| d.as_secs_f64().ceil() as u64),
+            "expected_wait_seconds": st.expected_wait.map(wait_seconds),
             "agent": self.agent,
         })
     }

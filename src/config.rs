@@ -313,9 +313,6 @@ pub struct SourceConfig {
     /// The urgency of contacts from this source, unless the rules say otherwise.
     #[serde(default)]
     pub urgency: Option<Urgency>,
-    /// chat: the urgency of a contact escalated from a bot.
-    #[serde(default = "escalated_urgency")]
-    pub escalated_urgency: Urgency,
     /// meta: the verify token of the webhook subscription handshake.
     #[serde(default)]
     pub verify_token: String,
@@ -324,12 +321,14 @@ pub struct SourceConfig {
     /// Signatures are computed over it, and TwiML points back to it.
     #[serde(default)]
     pub public_url: String,
-    /// twilio, ivr: what the caller hears first; with `digits`, the menu prompt.
+    /// twilio, ivr: what the caller hears first; with `menu_digits`, the menu prompt.
     #[serde(default)]
     pub greeting: String,
-    /// twilio, ivr: keypad choices: the digits pressed give skills and urgency.
+    /// twilio: how many keys a menu choice takes; 0 (the default) queues calls without a
+    /// menu. What the caller keys in becomes the contact's `digits` attribute, which the
+    /// `[[rules]]` map to queues, skills and urgency.
     #[serde(default)]
-    pub digits: BTreeMap<String, DigitRoute>,
+    pub menu_digits: u32,
     /// twilio: the pause between wait announcements.
     #[serde(default = "hold_for", with = "humantime_serde")]
     pub hold_for: Duration,
@@ -343,22 +342,8 @@ pub struct SourceConfig {
     pub language: String,
 }
 
-/// `[sources.<name>.digits."<digits>"]`: what a keypad choice routes to.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DigitRoute {
-    #[serde(default)]
-    pub skills: Vec<String>,
-    #[serde(default)]
-    pub urgency: Option<Urgency>,
-}
-
 fn answer_within() -> Duration {
     Duration::from_secs(2)
-}
-
-fn escalated_urgency() -> Urgency {
-    Urgency::High
 }
 
 fn hold_for() -> Duration {
@@ -855,18 +840,11 @@ impl Config {
                         .into(),
                 ));
             }
-            for digits in source.digits.keys() {
-                if digits.is_empty()
-                    || digits.len() > 8
-                    || !digits
-                        .chars()
-                        .all(|c| c.is_ascii_digit() || c == '*' || c == '#')
-                {
-                    return Err(invalid(
-                        &key(&format!("digits.{digits}")),
-                        "keypad choices are 1 to 8 of 0-9, * and #".into(),
-                    ));
-                }
+            if source.menu_digits > 8 {
+                return Err(invalid(
+                    &key("menu_digits"),
+                    "a menu choice is at most 8 keys".into(),
+                ));
             }
             if !name
                 .chars()

@@ -22,14 +22,14 @@ use axum::Json;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use switchboard_bus::{Envelope, InboundMessage};
+use switchboard_bus::Envelope;
 use switchboard_channel::Inbound;
 use switchboard_channel_voice::twiml::{self, DialTarget, Say, Verb};
 use switchboard_channel_voice::{ivr, twilio};
 use tracing::{info, warn};
 
 use crate::api::{AppState, publish};
-use crate::channels::{Placed, query_pairs, refused, standing, with_defaults};
+use crate::channels::{Placed, query_pairs, refused, standing, wait_seconds, with_defaults};
 use crate::config::SourceConfig;
 use crate::router::now;
 
@@ -40,20 +40,6 @@ pub fn dial_target(dial: &str) -> Result<(), String> {
 
 /// How long a `<Dial>` rings the agent.
 const RING_SECONDS: u32 = 30;
-
-/// Applies the keypad choice to a call's message: its skills and urgency.
-fn route_digits(source: &SourceConfig, digits: Option<&str>, m: &mut InboundMessage) {
-    if let Some(route) = digits.and_then(|d| source.digits.get(d)) {
-        for skill in &route.skills {
-            if !m.skills.contains(skill) {
-                m.skills.push(skill.clone());
-            }
-        }
-        if route.urgency.is_some() {
-            m.urgency = route.urgency;
-        }
-    }
-}
 
 /// `POST /v1/channels/<name>` for a `twilio` source.
 pub async fn twilio(
@@ -94,15 +80,19 @@ pub async fn twilio(
             StatusCode::NO_CONTENT.into_response()
         }
         "dialed" => calls.render(twiml::Response::new().hangup()),
-        "wait" => calls.waiting(s, &id, Duration::ZERO).await,
-        "" if !source.digits.is_empty() && call.digits.is_none() => calls.menu(),
+        "wait" => {
+            calls
+                .waiting(s, twiml::Response::new(), &id, Duration::ZERO)
+                .await
+        }
+        "" if source.menu_digits > 0 && call.digits.is_none() => calls.menu(),
         _ => {
-            // Digits come with the menu's answer, or in the query of a retry.
+            // Digits come with the menu's answer, or in the query of a retry; the rules
+            // route on them.
             let digits = call.digits.as_deref().or(param("digits"));
             if let Some(d) = digits {
                 message.attributes.insert("digits".into(), json!(d));
             }
-            route_digits(source, digits, &mut message);
             let envelope = Envelope::new(id.clone(), now(), with_defaults(source, message));
             if publish(s, &envelope).await.is_err() {
                 // Nothing was accepted: hold the caller and try again, digits kept.
@@ -118,9 +108,7 @@ pub async fn twilio(
             if step.is_empty() && !source.greeting.is_empty() {
                 answer = calls.say(answer, &source.greeting);
             }
-            calls
-                .waiting_after(s, answer, &id, source.answer_within)
-                .await
+            calls.waiting(s, answer, &id, source.answer_within).await
         }
     }
 }
@@ -168,13 +156,6 @@ impl<'a> Twiml<'a> {
 
     /// The keypad menu; without an answer the call is queued without a choice.
     fn menu(&self) -> Response {
-        let longest = self
-            .source
-            .digits
-            .keys()
-            .map(String::len)
-            .max()
-            .unwrap_or(1);
         let prompt = if self.source.greeting.is_empty() {
             Vec::new()
         } else {
@@ -183,7 +164,7 @@ impl<'a> Twiml<'a> {
         self.render(
             twiml::Response::new()
                 .verb(Verb::Gather {
-                    num_digits: Some(longest as u32),
+                    num_digits: Some(self.source.menu_digits),
                     action: Some(self.url("queue", None)),
                     method: Some(twiml::Method::Post),
                     timeout: Some(5),
@@ -193,13 +174,8 @@ impl<'a> Twiml<'a> {
         )
     }
 
-    async fn waiting(&self, s: &AppState, id: &str, within: Duration) -> Response {
-        self.waiting_after(s, twiml::Response::new(), id, within)
-            .await
-    }
-
     /// What a queued caller hears next: where they stand and a hold, or the agent.
-    async fn waiting_after(
+    async fn waiting(
         &self,
         s: &AppState,
         answer: twiml::Response,
@@ -284,7 +260,7 @@ pub async fn ivr(
         Ok(r) => r,
         Err(e) => return refused(s, name, &e),
     };
-    let Inbound { id, mut message } = request.inbound();
+    let Inbound { id, message } = request.inbound();
     let mut answer = ivr::IvrAnswer {
         call_id: request.call_id.clone(),
         contact: None,
@@ -307,7 +283,6 @@ pub async fn ivr(
     let within = if request.event == ivr::IvrEvent::Wait {
         Duration::ZERO
     } else {
-        route_digits(source, request.digits.as_deref(), &mut message);
         let envelope = Envelope::new(id.clone(), now(), with_defaults(source, message));
         if let Err(response) = publish(s, &envelope).await {
             return *response;
@@ -318,7 +293,7 @@ pub async fn ivr(
         Some(p) => {
             let st = &p.standing;
             answer.contact = Some(st.contact.clone());
-            answer.expected_wait_seconds = st.expected_wait.map(|d| d.as_secs_f64().ceil() as u64);
+            answer.expected_wait_seconds = st.expected_wait.map(wait_seconds);
             match st.state {
                 "waiting" => {
                     let place = st.position.unwrap_or(0) + 1;

@@ -26,9 +26,17 @@ public_url = "{PUBLIC}"
 skills = ["telephony"]
 greeting = "Thanks for calling. For billing press 1, for anything else press 2."
 hold_for = "15s"
-[sources.phone.digits."1"]
+menu_digits = 1
+
+# The menu's choices, routed by rules on the digits pressed.
+[[rules]]
+channel = "voice"
+attributes = {{ digits = "1" }}
 skills = ["billing"]
-[sources.phone.digits."2"]
+
+[[rules]]
+channel = "voice"
+attributes = {{ digits = "2" }}
 urgency = "high"
 
 [sources.pbx]
